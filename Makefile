@@ -1,0 +1,51 @@
+# s3zip-dagster: every target creates or reuses .venv and installs what it needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS_STAMP := .local/.tools-installed
+# ZIP readers the tests check every archive with: 7-Zip, libarchive, Info-ZIP, Java, perl.
+APT_PACKAGES := 7zip libarchive-tools unzip default-jdk-headless perl
+
+.PHONY: venv tools demo dev test lint bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+# Installs the ZIP readers when one is missing (apt-get; run as root, as CI does).
+$(TOOLS_STAMP):
+	@if command -v 7zz >/dev/null && command -v bsdtar >/dev/null && command -v unzip >/dev/null \
+	    && command -v java >/dev/null && command -v javac >/dev/null \
+	    && command -v zipdetails >/dev/null; then \
+	  echo "ZIP readers present"; \
+	else \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
+	fi
+	mkdir -p .local && touch $@
+
+tools: $(TOOLS_STAMP)
+
+demo: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/python -m s3zip_dagster.demo
+
+dev: $(STAMP)
+	$(BIN)/python -m s3zip_dagster.dev
+
+test: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/ruff check s3zip_dagster tests
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check s3zip_dagster tests
+
+bench: $(STAMP)
+	$(BIN)/python -m s3zip_dagster.bench
+
+clean:
+	rm -rf .local .pytest_cache .hypothesis

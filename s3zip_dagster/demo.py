@@ -1,0 +1,171 @@
+"""`make demo`: a local S3 server, a demo data set, the job through `dagster job execute`,
+then every entry of the archive checked against its source object.
+
+Run with `python -m s3zip_dagster.demo [--keep-server]`. Everything lives under .local/.
+"""
+
+import argparse
+import hashlib
+import io
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .core.limits import MiB
+from .local_s3 import LocalS3
+from .resources import (
+    DEMO_DESTINATION_BUCKET,
+    DEMO_DESTINATION_KEY,
+    DEMO_SOURCE_BUCKET,
+    DEMO_SOURCE_PREFIX,
+)
+
+log = logging.getLogger("s3zip_dagster.demo")
+
+LOCAL = Path(".local")
+SMALL_FILES = 240  # real files from the standard library, in their folders
+
+
+def demo_objects(seed: int = 2026) -> dict[str, bytes]:
+    """The demo data set: key -> bytes, about 600 MB in 270 objects."""
+    rng = random.Random(seed)
+    objects: dict[str, bytes] = {}
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for folder in ("json", "email", "asyncio", "http", "importlib", "logging", "xml",
+                   "concurrent", "urllib", "unittest", "sqlite3", "zoneinfo", "tomllib"):
+        for path in sorted((stdlib / folder).rglob("*.py")):
+            if len(objects) >= SMALL_FILES:
+                break
+            objects[f"{DEMO_SOURCE_PREFIX}stdlib/{path.relative_to(stdlib)}"] = path.read_bytes()
+
+    for i in range(20):
+        size = rng.randint(5 * MiB, 10 * MiB)
+        objects[f"{DEMO_SOURCE_PREFIX}medium/part-{i:03d}.bin"] = rng.randbytes(size)
+    for i, size_mib in enumerate((16, 24, 40, 64, 96, 128)):
+        objects[f"{DEMO_SOURCE_PREFIX}large/blob-{i}.bin"] = rng.randbytes(size_mib * MiB)
+
+    objects[f"{DEMO_SOURCE_PREFIX}names/Grüße aus Köln.txt"] = "Grüße!\n".encode()
+    objects[f"{DEMO_SOURCE_PREFIX}names/日本語のファイル.txt"] = "こんにちは\n".encode()
+    objects[f"{DEMO_SOURCE_PREFIX}names/a+b %20 c#1?.txt"] = b"odd characters\n"
+    objects[f"{DEMO_SOURCE_PREFIX}names/naïve café.bin"] = rng.randbytes(6 * MiB)
+    objects[f"{DEMO_SOURCE_PREFIX}empty.txt"] = b""
+    objects[f"{DEMO_SOURCE_PREFIX}empty-folder/"] = b""
+    return objects
+
+
+def upload_objects(client, bucket: str, objects: dict[str, bytes]) -> None:
+    client.create_bucket(Bucket=bucket)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]),
+                      objects.items()))
+
+
+def check_archive(data: bytes, objects: dict[str, bytes], prefix: str) -> int:
+    """Compare every entry with its source; return the number of entries checked."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        bad = archive.testzip()
+        if bad:
+            raise SystemExit(f"entry {bad!r} fails its CRC-32 check")
+        names = set(archive.namelist())
+        expected = {key[len(prefix):] for key in objects}
+        if names != expected:
+            raise SystemExit(f"archive names differ: missing {sorted(expected - names)[:5]}, "
+                             f"extra {sorted(names - expected)[:5]}")
+        for key, body in objects.items():
+            got = archive.read(key[len(prefix):])
+            if hashlib.sha256(got).digest() != hashlib.sha256(body).digest():
+                raise SystemExit(f"entry {key[len(prefix):]!r} differs from s3://…/{key}")
+        return len(names)
+
+
+def run_figures(dagster_home: Path) -> dict:
+    """Figures of the latest run, read from the Dagster instance the CLI wrote to."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home.resolve())
+    from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        run = instance.get_runs(limit=1)[0]
+        records = instance.all_logs(run.run_id)
+        steps = sum(1 for r in records
+                    if r.dagster_event and r.dagster_event.event_type == DagsterEventType.STEP_START)
+        peaks = []
+        for record in records:
+            event = record.dagster_event
+            if event and event.event_type == DagsterEventType.STEP_OUTPUT:
+                meta = event.event_specific_data.metadata
+                if "peak_memory_bytes" in meta:
+                    peaks.append(meta["peak_memory_bytes"].value)
+        materialization = instance.get_latest_materialization_event(AssetKey("archive"))
+        meta = materialization.asset_materialization.metadata
+        return {
+            "status": run.status.value,
+            "steps": steps,
+            "peak_batch_memory": max(peaks) if peaks else 0,
+            **{k: v.value for k, v in meta.items()},
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep-server", action="store_true",
+                        help="leave the local S3 server running (for `make dev`)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    root = LOCAL / "demo"
+    shutil.rmtree(root, ignore_errors=True)
+    dagster_home = root / "dagster_home"
+    dagster_home.mkdir(parents=True)
+
+    server = LocalS3(root / "s3").start()
+    try:
+        client = server.client()
+        objects = demo_objects()
+        total = sum(len(v) for v in objects.values())
+        log.info("uploading the demo set: %d objects, %d MB", len(objects), total // 10**6)
+        upload_objects(client, DEMO_SOURCE_BUCKET, objects)
+        client.create_bucket(Bucket=DEMO_DESTINATION_BUCKET)
+
+        env = {**os.environ, **server.environment(), "DAGSTER_HOME": str(dagster_home.resolve())}
+        command = [str(Path(sys.executable).parent / "dagster"), "job", "execute",
+                   "-m", "s3zip_dagster.definitions", "-j", "zip_archive_job"]
+        log.info("running: %s", " ".join(command))
+        started = time.monotonic()
+        subprocess.run(command, env=env, check=True, stdout=open(root / "dagster.log", "wb"),
+                       stderr=subprocess.STDOUT)
+        wall = time.monotonic() - started
+
+        body = client.get_object(Bucket=DEMO_DESTINATION_BUCKET, Key=DEMO_DESTINATION_KEY)
+        data = body["Body"].read()
+        checked = check_archive(data, objects, DEMO_SOURCE_PREFIX)
+        figures = run_figures(dagster_home)
+
+        through = figures["bytes_through_workers"]
+        print()
+        print(f"archive        {figures['url']} ({server.endpoint_url})")
+        print(f"size           {len(data):,} B, CRC-32 {figures['crc32']}")
+        print(f"entries        {checked} (each checked against its source object)")
+        print(f"parts          {figures['copy_parts']} copy parts, "
+              f"{figures['upload_parts']} upload parts")
+        print(f"through us     {through:,} B = {through / len(data):.2%} of the archive")
+        print(f"dagster steps  {figures['steps']}, peak memory of a batch process "
+              f"{figures['peak_batch_memory'] / 2**20:.0f} MiB")
+        print(f"wall time      {wall:.1f} s for `dagster job execute` "
+              f"({figures['seconds']:.1f} s from upload start to complete)")
+        print(f"run log        {root / 'dagster.log'}")
+    finally:
+        if not args.keep_server:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

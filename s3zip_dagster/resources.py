@@ -1,0 +1,85 @@
+"""Dagster resources: the S3 client and the archive request (what to zip, where to put it).
+
+The archive request is a resource so that a run states its source and destination once,
+and every asset of the run reads the same values.
+"""
+
+import os
+
+from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from .core.limits import MiB
+from .core.plan import NamingOptions, PlanSettings
+
+# The embedded default: the demo data set on the local S3 server (`make demo`, `make dev`).
+DEMO_SOURCE_BUCKET = "s3zip-demo-source"
+DEMO_SOURCE_PREFIX = "demo/"
+DEMO_DESTINATION_BUCKET = "s3zip-demo-archives"
+DEMO_DESTINATION_KEY = "demo.zip"
+
+ENDPOINT_ENV = "S3ZIP_S3_ENDPOINT_URL"
+
+
+class ArchiveRequest(ConfigurableResource):
+    """What one run archives and where the archive goes, with the planner's knobs.
+
+    Example run config (YAML)::
+
+        resources:
+          archive_request:
+            config:
+              source_bucket: my-data
+              source_prefix: exports/2026-12/
+              destination_bucket: my-deliveries
+              destination_key: exports/2026-12.zip
+    """
+
+    source_bucket: str = Field(DEMO_SOURCE_BUCKET, description="Bucket holding the objects.")
+    source_prefix: str = Field(
+        DEMO_SOURCE_PREFIX, description="Only keys under this prefix are archived; '' for all.")
+    include: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns on the key less the prefix (`**` crosses folders); when "
+                    "given, only matching keys are archived.")
+    exclude: list[str] = Field(
+        default_factory=list, description="Glob patterns of keys to leave out.")
+    destination_bucket: str = Field(
+        DEMO_DESTINATION_BUCKET, description="Bucket the archive is written to.")
+    destination_key: str = Field(DEMO_DESTINATION_KEY, description="Key of the archive.")
+    strip_prefix: bool = Field(
+        True, description="Entry names are keys less source_prefix; false keeps whole keys.")
+    name_prefix: str = Field(
+        "", description="Put in front of every entry name, e.g. 'export-2026-12/'.")
+    batch_count: int = Field(
+        0, description="Batches the parts are split into, one Dagster step each; 0 means the "
+                       "number of CPUs, which the multiprocess executor runs at once.")
+    threads: int = Field(
+        10, description="Concurrent S3 requests in one batch (botocore keeps 10 connections "
+                        "per client).")
+    upload_part_mib: int = Field(
+        8, description="Upload parts are sent once they hold this many MiB (at least 5).")
+    max_upload_part_mib: int = Field(
+        256, description="How far upload parts may grow to keep within 10,000 parts.")
+
+    def plan_settings(self) -> PlanSettings:
+        return PlanSettings(
+            upload_part_size=self.upload_part_mib * MiB,
+            max_upload_part_size=self.max_upload_part_mib * MiB,
+            batch_count=self.batch_count or os.cpu_count() or 1,
+        )
+
+    def naming(self) -> NamingOptions:
+        return NamingOptions(strip_prefix=self.strip_prefix, name_prefix=self.name_prefix)
+
+
+def s3_resource_from_environment() -> S3Resource:
+    """An S3Resource for AWS, or for the S3 server named by S3ZIP_S3_ENDPOINT_URL.
+
+    Credentials and region come from the usual AWS chain (environment, profile, role).
+    """
+    return S3Resource(
+        endpoint_url=os.environ.get(ENDPOINT_ENV) or None,
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+    )
