@@ -3,7 +3,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TOOLS_STAMP := .local/.tools-installed
 # ZIP readers the tests check every archive with: 7-Zip, libarchive, Info-ZIP, Java, perl.
 APT_PACKAGES := 7zip libarchive-tools unzip default-jdk-headless perl
 
@@ -19,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Installs the ZIP readers when one is missing (apt-get; run as root, as CI does).
-$(TOOLS_STAMP):
+tools:
 	@if command -v 7zz >/dev/null && command -v bsdtar >/dev/null && command -v unzip >/dev/null \
 	    && command -v java >/dev/null && command -v javac >/dev/null \
 	    && command -v zipdetails >/dev/null; then \
@@ -27,17 +26,14 @@ $(TOOLS_STAMP):
 	else \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
 	fi
-	mkdir -p .local && touch $@
 
-tools: $(TOOLS_STAMP)
-
-demo: $(STAMP) $(TOOLS_STAMP)
+demo: $(STAMP) tools
 	$(BIN)/python -m s3zip_dagster.demo
 
 dev: $(STAMP)
 	$(BIN)/python -m s3zip_dagster.dev
 
-test: $(STAMP) $(TOOLS_STAMP)
+test: $(STAMP) tools
 	$(BIN)/ruff check s3zip_dagster tests
 	$(BIN)/python -m pytest -q
 

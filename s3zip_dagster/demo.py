@@ -95,8 +95,8 @@ def run_figures(dagster_home: Path) -> dict:
     with DagsterInstance.get() as instance:
         run = instance.get_runs(limit=1)[0]
         records = instance.all_logs(run.run_id)
-        steps = sum(1 for r in records
-                    if r.dagster_event and r.dagster_event.event_type == DagsterEventType.STEP_START)
+        events = [r.dagster_event for r in records if r.dagster_event]
+        steps = sum(1 for e in events if e.event_type == DagsterEventType.STEP_START)
         peaks = []
         for record in records:
             event = record.dagster_event

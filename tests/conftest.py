@@ -1,0 +1,39 @@
+"""Shared fixtures: the local S3 server, the compiled Java reader."""
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from s3zip_dagster.local_s3 import LocalS3, free_ports
+
+from .readers import compile_java
+
+
+@pytest.fixture(scope="session")
+def java_classes(tmp_path_factory) -> Path:
+    return compile_java(tmp_path_factory.mktemp("java"))
+
+
+@pytest.fixture(scope="session")
+def local_s3(tmp_path_factory):
+    """One SeaweedFS server on 127.0.0.1 for the whole session, on free ports."""
+    server = LocalS3(tmp_path_factory.mktemp("seaweedfs"), free_ports())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_client(local_s3):
+    return local_s3.client()
+
+
+@pytest.fixture
+def bucket_pair(s3_client):
+    """A fresh source bucket and a fresh destination bucket."""
+    suffix = uuid.uuid4().hex[:10]
+    source, destination = f"src-{suffix}", f"dst-{suffix}"
+    s3_client.create_bucket(Bucket=source)
+    s3_client.create_bucket(Bucket=destination)
+    return source, destination
