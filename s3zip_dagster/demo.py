@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .core.limits import MiB
-from .local_s3 import LocalS3
+from .local_s3 import LocalS3, free_ports
 from .resources import (
     DEMO_DESTINATION_BUCKET,
     DEMO_DESTINATION_KEY,
@@ -126,7 +126,7 @@ def main() -> None:
     dagster_home = root / "dagster_home"
     dagster_home.mkdir(parents=True)
 
-    server = LocalS3(root / "s3").start()
+    server = LocalS3(root / "s3", free_ports()).start()
     try:
         client = server.client()
         objects = demo_objects()

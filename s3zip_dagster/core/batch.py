@@ -56,7 +56,7 @@ class PartStore(Protocol):
     def whole_object_crc(self, entry: Entry) -> int | None:
         """The CRC-32 of the whole source object when the store keeps one, else None."""
 
-    def upload_part(self, number: int, body: bytes, crc: int) -> str:
+    def upload_part(self, number: int, body: bytes | bytearray, crc: int) -> str:
         """Upload part `number` with its CRC-32; return its ETag."""
 
 
@@ -108,42 +108,50 @@ class _Counters:
 def _compose(
     store: PartStore,
     pieces: tuple[Piece, ...],
+    size: int,
     entries: dict[int, Entry],
-    crc_of_tail_entry: Callable[[Entry, int], int] | None,
+    crc_of_split_entry: Callable[[Entry, int], int] | None,
     counters: _Counters,
 ) -> tuple[bytearray, dict[int, int]]:
-    """Read the data pieces, then write each local header with its entry's CRC-32.
+    """Lay the pieces into one buffer of `size` bytes: data first, then each local header
+    into the room kept for it, once its entry's CRC-32 is known.
 
-    An entry whose data lies wholly in these pieces gets the CRC of those bytes. The last
-    entry may continue in copy parts; `crc_of_tail_entry(entry, crc_of_head)` gives its CRC.
+    An entry whose data lies wholly in these pieces gets the CRC of those bytes. An entry
+    that continues in copy parts (only the last one can) gets `crc_of_split_entry(entry,
+    crc_of_its_head)`. Memory: the buffer plus one piece.
     """
-    data: dict[int, bytes] = {}
-    for piece in pieces:
-        if isinstance(piece, DataPiece):
-            entry = entries[piece.entry]
-            data[piece.entry] = store.read(entry, piece.start, piece.end)
-            counters.add("read_bytes", piece.end - piece.start)
-
+    body = bytearray(size)
+    position = 0
+    header_slots: list[tuple[Entry, int]] = []
     crcs: dict[int, int] = {}
-    for piece in pieces:
-        if isinstance(piece, HeaderPiece):
-            entry = entries[piece.entry]
-            head = data.get(piece.entry, b"")
-            if len(head) == entry.size:
-                crcs[piece.entry] = zlib.crc32(head)
-            elif crc_of_tail_entry is None:
-                raise IntegrityError(f"entry {entry.name!r} is split but has no copy parts")
-            else:
-                crcs[piece.entry] = crc_of_tail_entry(entry, zlib.crc32(head))
-
-    body = bytearray()
+    head_lengths: dict[int, int] = {}
     for piece in pieces:
         entry = entries[piece.entry]
         if isinstance(piece, HeaderPiece):
-            body += zipformat.local_header(entry.name_bytes, entry.size, crcs[piece.entry],
-                                           entry.mtime)
+            header_slots.append((entry, position))
+            position += entry.header_size
+            continue
+        data = store.read(entry, piece.start, piece.end)
+        counters.add("read_bytes", len(data))
+        body[position : position + len(data)] = data
+        position += len(data)
+        crcs[entry.index] = zlib.crc32(data)
+        head_lengths[entry.index] = len(data)
+
+    for entry, at in header_slots:
+        if head_lengths.get(entry.index, 0) < entry.size:
+            if crc_of_split_entry is None:
+                raise IntegrityError(f"entry {entry.name!r} continues past this part, which "
+                                     "has no copy parts")
+            crcs[entry.index] = crc_of_split_entry(entry, crcs.get(entry.index, 0))
         else:
-            body += data[piece.entry]
+            crcs.setdefault(entry.index, 0)  # an empty entry or folder
+        header = zipformat.local_header(entry.name_bytes, entry.size, crcs[entry.index],
+                                        entry.mtime)
+        body[at : at + len(header)] = header
+
+    if position != size:
+        raise IntegrityError(f"pieces add up to {position} B, the plan says {size} B")
     return body, crcs
 
 
@@ -198,13 +206,10 @@ def _run_unit(store: PartStore, unit: Unit, batch: Batch, copy_results: dict[int
         copy_crcs.update(part_crcs)
         return crc
 
-    body, entry_crcs = _compose(store, unit.upload.pieces, batch.entries,
+    body, entry_crcs = _compose(store, unit.upload.pieces, unit.upload.size, batch.entries,
                                 crc_of_split_entry if unit.copies else None, counters)
-    if len(body) != unit.upload.size:
-        raise IntegrityError(f"upload part {unit.upload.number} has {len(body)} B, "
-                             f"the plan says {unit.upload.size} B")
     crc = zlib.crc32(body)
-    etag = store.upload_part(unit.upload.number, bytes(body), crc)
+    etag = store.upload_part(unit.upload.number, body, crc)
     counters.add("uploaded_bytes", len(body))
     log.debug("upload part %d: %d B, %d pieces", unit.upload.number, len(body),
               len(unit.upload.pieces))
@@ -291,7 +296,8 @@ def run_final_part(store: PartStore, plan: Plan, results: list[BatchResult]) -> 
     and return every part in order with the CRC-32 of the whole archive."""
     counters = _Counters()
     entry_map = {p.entry: plan.entries[p.entry] for p in plan.final.pieces}
-    body, tail_crcs = _compose(store, plan.final.pieces, entry_map, None, counters)
+    pieces_size = plan.final.directory_offset - plan.final.offset
+    body, tail_crcs = _compose(store, plan.final.pieces, pieces_size, entry_map, None, counters)
 
     crcs: dict[int, int] = {}
     for result in results:
@@ -302,7 +308,7 @@ def run_final_part(store: PartStore, plan: Plan, results: list[BatchResult]) -> 
         raise IntegrityError(f"final part has {len(body)} B, the plan says {plan.final.size} B")
 
     crc = zlib.crc32(body)
-    etag = store.upload_part(plan.final.number, bytes(body), crc)
+    etag = store.upload_part(plan.final.number, body, crc)
     counters.add("uploaded_bytes", len(body))
 
     parts = [p for r in results for p in r.parts]

@@ -51,7 +51,7 @@ class LocalPartStore:
     def whole_object_crc(self, entry: Entry) -> int | None:
         return None
 
-    def upload_part(self, number: int, body: bytes, crc: int) -> str:
+    def upload_part(self, number: int, body: bytes | bytearray, crc: int) -> str:
         if zlib.crc32(body) != crc:
             raise ValueError(f"part {number}: CRC-32 does not match the body")
         os.pwrite(self._fd, body, self.part_offsets[number])

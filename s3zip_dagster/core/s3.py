@@ -205,7 +205,7 @@ class S3PartStore:
             return None
         return crc32_from_s3(value)
 
-    def upload_part(self, number: int, body: bytes, crc: int) -> str:
+    def upload_part(self, number: int, body: bytes | bytearray, crc: int) -> str:
         self._count("UploadPart")
         try:
             response = self.client.upload_part(
