@@ -3,7 +3,10 @@ reader, by its CRC-32 against S3's own checksum, and for leftover multipart uplo
 
 import random
 
-from s3zip_dagster.core.limits import KiB, MiB
+import pytest
+
+from s3zip_dagster.core import zipformat
+from s3zip_dagster.core.limits import MIN_PART_SIZE, KiB, MiB
 from s3zip_dagster.core.plan import PlanSettings
 from s3zip_dagster.core.runner import build_archive
 
@@ -97,6 +100,22 @@ def test_a_single_big_object_is_copied_between_its_header_part_and_the_final_par
     assert report.plan.copy_parts == 1
     assert report.plan.part_count == 3
     assert report.read_bytes < 6 * MiB
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+def test_a_copy_range_of_exactly_the_minimum_part_size_is_planned_and_accepted(
+        s3_client, bucket_pair, tmp_path, java_classes, extra):
+    # The first part is the local header and the object's head, filled to 5 MiB; what is
+    # left is copied only when it is 5 MiB too, since S3 refuses smaller parts but the last.
+    header = zipformat.local_header_size(b"edge.bin", 0)
+    size = 2 * MIN_PART_SIZE - header + extra
+    objects = {"p/edge.bin": payload(size, extra)}
+
+    report = _archive(s3_client, bucket_pair, objects, tmp_path, java_classes)
+
+    assert report.plan.copy_parts == (0 if extra < 0 else 1)
+    if extra >= 0:
+        assert report.plan.copied_bytes == MIN_PART_SIZE + extra
 
 
 def test_empty_objects_only_become_entries_of_zero_bytes(
