@@ -5,11 +5,13 @@ Missing buckets, empty prefixes and archived storage classes run on SeaweedFS. U
 colliding names run on moto: SeaweedFS rewrites or refuses such keys (DESIGN: Local S3),
 and a file and a folder of one path cannot both exist in its filesystem."""
 
+import re
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
+from s3zip_dagster.core import runner
 from s3zip_dagster.core.errors import NamingError, SourceError
 from s3zip_dagster.core.runner import build_archive
 
@@ -22,29 +24,46 @@ from .archive_checks import (
 )
 
 
-def test_a_missing_source_bucket_is_named_in_a_source_error(s3_client, bucket_pair):
+@pytest.fixture
+def begun(monkeypatch) -> list[tuple]:
+    """The multipart uploads the runner began: none, when input is refused up front."""
+    calls: list[tuple] = []
+    real_begin = runner.begin_upload
+
+    def begin_upload(*args, **kwargs):
+        calls.append(args)
+        return real_begin(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "begin_upload", begin_upload)
+    return calls
+
+
+def test_a_missing_source_bucket_is_named_in_a_source_error(s3_client, bucket_pair, begun):
     destination = bucket_pair[1]
     missing = f"missing-{uuid.uuid4().hex[:10]}"
 
     with pytest.raises(SourceError, match=f"s3://{missing}"):
         build_archive(s3_client, missing, "p/", destination, "out.zip")
 
+    assert begun == []
     assert_nothing_written(s3_client, destination)
 
 
 @pytest.mark.parametrize("include", [(), ("*.csv",)], ids=["no-key", "no-match"])
-def test_a_prefix_with_nothing_to_archive_is_a_source_error(s3_client, bucket_pair, include):
+def test_a_prefix_with_nothing_to_archive_is_a_source_error(s3_client, bucket_pair, include,
+                                                            begun):
     source, destination = bucket_pair
     put_objects(s3_client, source, {"q/a.txt": b"elsewhere\n", "p/a.txt": b"a\n"})
     prefix = "p/" if include else "nothing-here/"
 
-    with pytest.raises(SourceError, match=f"s3://{source}/{prefix}"):
+    with pytest.raises(SourceError, match=re.escape(f"s3://{source}/{prefix} ")):
         build_archive(s3_client, source, prefix, destination, "out.zip", include=include)
 
+    assert begun == []
     assert_nothing_written(s3_client, destination)
 
 
-def test_a_missing_destination_bucket_is_named_and_not_created(s3_client, bucket_pair):
+def test_a_missing_destination_bucket_is_named_and_not_created(s3_client, bucket_pair, begun):
     source = bucket_pair[0]
     put_objects(s3_client, source, {"p/a.txt": b"a\n"})
     missing = f"missing-{uuid.uuid4().hex[:10]}"
@@ -52,6 +71,7 @@ def test_a_missing_destination_bucket_is_named_and_not_created(s3_client, bucket
     with pytest.raises(SourceError, match=f"s3://{missing}"):
         build_archive(s3_client, source, "p/", missing, "out.zip")
 
+    assert begun == []
     with pytest.raises(ClientError):
         s3_client.head_bucket(Bucket=missing)
     assert no_uploads_left(s3_client, source)
@@ -59,16 +79,17 @@ def test_a_missing_destination_bucket_is_named_and_not_created(s3_client, bucket
 
 @pytest.mark.parametrize("storage_class", ["GLACIER", "DEEP_ARCHIVE"])
 def test_archived_storage_classes_are_named_and_can_be_excluded(
-        s3_client, bucket_pair, tmp_path, java_classes, storage_class):
+        s3_client, bucket_pair, tmp_path, java_classes, begun, storage_class):
     # SeaweedFS accepts these storage classes on PUT and reports them in the listing.
     source, destination = bucket_pair
     readable = {"p/a.txt": b"a\n", "p/b.txt": b"b\n"}
     put_objects(s3_client, source, readable)
     put_objects(s3_client, source, {"p/cold.bin": b"frozen"}, StorageClass=storage_class)
 
-    with pytest.raises(SourceError, match=f"s3://{source}/p/cold.bin") as error:
+    with pytest.raises(SourceError, match=re.escape(f"s3://{source}/p/cold.bin")) as error:
         build_archive(s3_client, source, "p/", destination, "out.zip")
     assert "exclude" in str(error.value)
+    assert begun == []
     assert_nothing_written(s3_client, destination)
 
     report = build_archive(s3_client, source, "p/", destination, "out.zip",
@@ -94,8 +115,8 @@ def moto_buckets(moto_client):
     ("p/", "p/back\\slash.txt", "backslash"),
     ("p/", "p/C:/drive.txt", "drive letter"),
 ])
-def test_an_unsafe_name_is_a_naming_error_that_names_the_key(moto_buckets, prefix, key,
-                                                              reason):
+def test_an_unsafe_name_is_a_naming_error_that_names_the_key(moto_buckets, begun, prefix,
+                                                              key, reason):
     put_objects(moto_buckets, "src", {"p/good.txt": b"fine\n", key: b"data"})
 
     with pytest.raises(NamingError) as error:
@@ -104,10 +125,11 @@ def test_an_unsafe_name_is_a_naming_error_that_names_the_key(moto_buckets, prefi
     assert f"s3://src/{key} " in str(error.value)
     assert reason in str(error.value)
     assert "good.txt" not in str(error.value)
+    assert begun == []
     assert_nothing_written(moto_buckets, "dst")
 
 
-def test_every_unsafe_name_is_listed_in_one_error(moto_buckets):
+def test_every_unsafe_name_is_listed_in_one_error(moto_buckets, begun):
     unsafe = ["p/../up.txt", "p/a//b.txt", "p/c\\d.txt"]
     put_objects(moto_buckets, "src", {key: b"x" for key in unsafe})
 
@@ -115,6 +137,7 @@ def test_every_unsafe_name_is_listed_in_one_error(moto_buckets):
         build_archive(moto_buckets, "src", "p/", "dst", "out.zip")
 
     assert all(f"s3://src/{key} " in str(error.value) for key in unsafe)
+    assert begun == []
     assert_nothing_written(moto_buckets, "dst")
 
 
@@ -122,7 +145,7 @@ def test_every_unsafe_name_is_listed_in_one_error(moto_buckets):
 # so two keys meet only where extraction makes two names one path: a file `x` and a folder
 # `x/`, given by a folder marker or by a deeper key. Every extractor fails on those.
 @pytest.mark.parametrize("folder_key", ["p/x/", "p/x/y.txt"], ids=["marker", "deeper-key"])
-def test_a_file_and_a_folder_of_one_path_are_a_naming_error(moto_buckets, folder_key):
+def test_a_file_and_a_folder_of_one_path_are_a_naming_error(moto_buckets, begun, folder_key):
     put_objects(moto_buckets, "src", {"p/x": b"a file", folder_key: b"",
                                       "p/other.txt": b"fine\n"})
 
@@ -131,4 +154,5 @@ def test_a_file_and_a_folder_of_one_path_are_a_naming_error(moto_buckets, folder
 
     assert "s3://src/p/x " in str(error.value)
     assert f"s3://src/{folder_key}" in str(error.value)
+    assert begun == []
     assert_nothing_written(moto_buckets, "dst")
