@@ -1,8 +1,9 @@
-"""Shared fixtures: the local S3 server, the compiled Java reader."""
+"""Shared fixtures: the local S3 server, an in-memory moto S3, the compiled Java reader."""
 
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 
 from s3zip_dagster.local_s3 import LocalS3, free_ports
@@ -37,3 +38,13 @@ def bucket_pair(s3_client):
     s3_client.create_bucket(Bucket=source)
     s3_client.create_bucket(Bucket=destination)
     return source, destination
+
+
+@pytest.fixture
+def moto_client():
+    """An in-memory S3 (moto): keeps keys verbatim, where SeaweedFS rewrites some."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield boto3.client("s3", region_name="us-east-1", aws_access_key_id="invented-key",
+                           aws_secret_access_key="invented-secret")

@@ -10,7 +10,8 @@ class SourceError(S3ZipError):
 
 
 class NamingError(S3ZipError):
-    """Some keys cannot become archive names: unsafe paths or two keys with one name."""
+    """Some keys cannot become archive names: unsafe paths, two keys with one name, or one
+    path that would be both a file and a folder."""
 
 
 class PlanError(S3ZipError):

@@ -86,8 +86,29 @@ def unsafe_reason(name: str, size: int) -> str | None:
     return None
 
 
+def _file_and_folder_clashes(keys: list[str], names: list[str], bucket: str) -> list[str]:
+    """Paths that are a file in one entry and a folder in another, by a folder entry `x/`
+    or by a deeper name `x/y`. The names differ, but extracting them needs one path to be
+    both, which no extractor can do: the second entry fails or is lost."""
+    folders: dict[str, str] = {}  # folder path -> the first key that makes it a folder
+    for key, name in zip(keys, names, strict=False):
+        segments = name.rstrip("/").split("/")
+        for depth in range(1, len(segments)):
+            folders.setdefault("/".join(segments[:depth]), key)
+        if name.endswith("/"):
+            folders.setdefault(name[:-1], key)
+
+    return [
+        f"s3://{bucket}/{key} is a file and s3://{bucket}/{folders[name]} makes {name!r} "
+        "a folder"
+        for key, name in zip(keys, names, strict=False)
+        if not name.endswith("/") and name in folders
+    ]
+
+
 def check_names(keys: list[str], names: list[str], sizes: list[int], bucket: str) -> None:
-    """Raise NamingError listing every unsafe name and every name shared by two keys."""
+    """Raise NamingError listing every unsafe name, every name shared by two keys and every
+    path that would be both a file and a folder."""
     problems = []
     for key, name, size in zip(keys, names, sizes, strict=False):
         reason = unsafe_reason(name, size)
@@ -103,6 +124,7 @@ def check_names(keys: list[str], names: list[str], sizes: list[int], bucket: str
             )
         else:
             first_key[name] = key
+    problems += _file_and_folder_clashes(keys, names, bucket)
 
     if problems:
         shown = "\n  ".join(problems[:_SHOWN_IN_ERRORS])

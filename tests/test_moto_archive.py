@@ -1,0 +1,86 @@
+"""Archives on moto, an S3 whose UploadPartCopy answers no CopyPartResult checksum: the
+CRC-32 of each copied range then comes from the source's full-object CRC-32 or from
+reading the range, never from a composite checksum, and the archive stays correct.
+
+moto builds the completed object in memory and keeps its full-object CRC-32, so the
+archive is downloaded and checked as on SeaweedFS."""
+
+import base64
+import zlib
+
+import pytest
+
+from s3zip_dagster.core.limits import MiB
+from s3zip_dagster.core.plan import PlanSettings
+from s3zip_dagster.core.runner import build_archive
+
+from .archive_checks import expected_entries, fetch_and_check, payload, put_objects
+
+
+@pytest.fixture
+def moto_buckets(moto_client):
+    moto_client.create_bucket(Bucket="src")
+    moto_client.create_bucket(Bucket="dst")
+    return moto_client
+
+
+def _crc_read_bytes(report) -> int:
+    return sum(result.crc_read_bytes for result in report.results)
+
+
+def test_without_copy_checksums_every_copied_range_is_read_for_its_crc(
+        moto_buckets, tmp_path, java_classes):
+    objects = {
+        "p/a.txt": b"small\n", "p/b-big.bin": payload(11 * MiB, "b"),
+        "p/c.txt": payload(200_000, "c"), "p/d-huge.bin": payload(23 * MiB + 5, "d"),
+        "p/e-empty": b"", "p/f.txt": b"last\n",
+    }
+    put_objects(moto_buckets, "src", objects)
+    # Parts of at most 10 MiB stand in for S3's 5 GiB: the huge object is copied in ranges.
+    settings = PlanSettings(max_part_size=10 * MiB, upload_part_size=5 * MiB,
+                            max_upload_part_size=5 * MiB, batch_count=3)
+
+    report = build_archive(moto_buckets, "src", "p/", "dst", "out.zip", settings)
+
+    assert report.plan.copy_parts == 3  # one range of b-big.bin, two of d-huge.bin
+    assert _crc_read_bytes(report) == report.plan.copied_bytes
+    fetch_and_check(moto_buckets, "dst", "out.zip", report, tmp_path, java_classes,
+                    expected_entries(objects, "p/"))
+
+
+def _put_multipart(client, key: str, parts: list[bytes], checksum_type: str) -> None:
+    """A source object uploaded in parts, keeping a CRC-32 of the given type."""
+    def s3_crc(data: bytes) -> str:
+        return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+    upload = client.create_multipart_upload(Bucket="src", Key=key, ChecksumAlgorithm="CRC32",
+                                            ChecksumType=checksum_type)["UploadId"]
+    done = []
+    for number, body in enumerate(parts, 1):
+        etag = client.upload_part(Bucket="src", Key=key, UploadId=upload, PartNumber=number,
+                                  Body=body, ChecksumCRC32=s3_crc(body))["ETag"]
+        done.append({"PartNumber": number, "ETag": etag, "ChecksumCRC32": s3_crc(body)})
+    whole = ({"ChecksumCRC32": s3_crc(b"".join(parts)), "ChecksumType": "FULL_OBJECT"}
+             if checksum_type == "FULL_OBJECT" else {})
+    client.complete_multipart_upload(Bucket="src", Key=key, UploadId=upload,
+                                     MultipartUpload={"Parts": done}, **whole)
+
+
+@pytest.mark.parametrize("checksum_type", ["FULL_OBJECT", "COMPOSITE"])
+def test_only_a_full_object_source_crc_spares_reading_the_copied_range(
+        moto_buckets, tmp_path, java_classes, checksum_type):
+    parts = [payload(6 * MiB, "one"), payload(5 * MiB + 11, "two")]
+    _put_multipart(moto_buckets, "p/b-big.bin", parts, checksum_type)
+    objects = {"p/a.txt": b"before\n", "p/b-big.bin": b"".join(parts), "p/c.txt": b"after\n"}
+    put_objects(moto_buckets, "src", {k: v for k, v in objects.items() if k != "p/b-big.bin"})
+    head = moto_buckets.head_object(Bucket="src", Key="p/b-big.bin", ChecksumMode="ENABLED")
+    assert head["ChecksumType"] == checksum_type
+
+    report = build_archive(moto_buckets, "src", "p/", "dst", "out.zip")
+
+    assert report.plan.copy_parts == 1
+    assert report.requests["HeadObject"] == 1
+    read_for_crc = 0 if checksum_type == "FULL_OBJECT" else report.plan.copied_bytes
+    assert _crc_read_bytes(report) == read_for_crc
+    fetch_and_check(moto_buckets, "dst", "out.zip", report, tmp_path, java_classes,
+                    expected_entries(objects, "p/"))
