@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 from . import zipformat
 from .crc import RunningCrc, crc32_combine, crc32_of_tail
 from .errors import IntegrityError
-from .plan import Batch, CopyPart, DataPiece, Entry, FinalPart, HeaderPiece, Piece, Plan, Unit
+from .plan import Batch, CopyPart, Entry, FinalPart, HeaderPiece, Piece, Plan, Unit
 
 log = logging.getLogger(__name__)
 

@@ -55,11 +55,24 @@ def selected(path: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
     return not any(matches_glob(path, p) for p in exclude)
 
 
+def prefix_folder(prefix: str) -> str:
+    """The folder part of a prefix, up to and including its last '/': what names lose.
+
+    A prefix that ends inside a name (`exports/2026-`) keeps that name's start in the
+    archive (`2026-01/a.csv`), so no entry name ever starts with '/' or a name fragment.
+    """
+    return prefix[: prefix.rfind("/") + 1]
+
+
+def relative_key(key: str, prefix: str) -> str:
+    """The key less the prefix's folder: what entry names and glob patterns see."""
+    return key[len(prefix_folder(prefix)) :]
+
+
 def archive_name(key: str, prefix: str, strip_prefix: bool, name_prefix: str) -> str:
-    """The entry name of `key`: the key less the source prefix (when asked), behind
+    """The entry name of `key`: the key less the prefix's folder (when asked), behind
     `name_prefix`."""
-    relative = key[len(prefix) :] if strip_prefix and key.startswith(prefix) else key
-    return name_prefix + relative
+    return name_prefix + (relative_key(key, prefix) if strip_prefix else key)
 
 
 def unsafe_reason(name: str, size: int) -> str | None:

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from .batch import CompletedPart, CopyResult
 from .crc import crc32_from_s3, crc32_to_s3
 from .errors import IntegrityError, SourceChangedError, SourceError, UploadError
-from .names import selected
+from .names import relative_key, selected
 from .plan import CopyPart, Entry, SourceObject
 
 log = logging.getLogger(__name__)
@@ -31,14 +31,14 @@ def _message(error: ClientError) -> str:
 
 def list_source(client, bucket: str, prefix: str, include: list[str] | tuple[str, ...] = (),
                 exclude: list[str] | tuple[str, ...] = ()) -> list[SourceObject]:
-    """Every object under s3://bucket/prefix whose key, less the prefix, passes the
-    include/exclude globs. Raises SourceError when the bucket cannot be listed."""
+    """Every object under s3://bucket/prefix whose key, less the prefix's folder, passes
+    the include/exclude globs. Raises SourceError when the bucket cannot be listed."""
     objects = []
     paginator = client.get_paginator("list_objects_v2")
     try:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                if not selected(item["Key"][len(prefix):], include, exclude):
+                if not selected(relative_key(item["Key"], prefix), include, exclude):
                     continue
                 objects.append(SourceObject(
                     key=item["Key"],
@@ -210,7 +210,8 @@ class S3PartStore:
         try:
             response = self.client.upload_part(
                 Bucket=self.target.bucket, Key=self.target.key, UploadId=self.target.upload_id,
-                PartNumber=number, Body=body, ChecksumCRC32=crc32_to_s3(crc),
+                # bytes, not the bytearray: some S3 stacks (moto among them) reject bytearray
+                PartNumber=number, Body=bytes(body), ChecksumCRC32=crc32_to_s3(crc),
             )
         except ClientError as error:
             raise UploadError(f"upload part {number} of {self.target.url} failed: "
