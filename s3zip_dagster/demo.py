@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .core.limits import MiB
+from .dagster_home import dagster_environment, prepare_dagster_home
 from .local_s3 import LocalS3
 from .resources import (
     DEMO_DESTINATION_BUCKET,
@@ -123,8 +124,7 @@ def main() -> None:
 
     root = LOCAL / "demo"
     shutil.rmtree(root, ignore_errors=True)
-    dagster_home = root / "dagster_home"
-    dagster_home.mkdir(parents=True)
+    dagster_home = prepare_dagster_home(root / "dagster_home")
 
     server = LocalS3(root / "s3").start()
     try:
@@ -135,7 +135,7 @@ def main() -> None:
         upload_objects(client, DEMO_SOURCE_BUCKET, objects)
         client.create_bucket(Bucket=DEMO_DESTINATION_BUCKET)
 
-        env = {**os.environ, **server.environment(), "DAGSTER_HOME": str(dagster_home.resolve())}
+        env = {**os.environ, **server.environment(), **dagster_environment(dagster_home)}
         command = [str(Path(sys.executable).parent / "dagster"), "job", "execute",
                    "-m", "s3zip_dagster.definitions", "-j", "zip_archive_job"]
         log.info("running: %s", " ".join(command))
