@@ -307,6 +307,33 @@ def test_source_deleted_after_planning_fails_a_batch_and_aborts_the_upload(
     assert_nothing_left(s3_client, destination)
 
 
+def test_upload_aborted_mid_run_fails_batches_with_a_message_naming_the_upload(
+        local_s3, s3_client, mixed_source, monkeypatch):
+    source, destination, _ = mixed_source
+    begin = assets.begin_upload
+
+    def begin_then_abort(client, bucket, key):
+        target = begin(client, bucket, key)
+        s3_client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=target.upload_id)
+        return target
+
+    monkeypatch.setattr(assets, "begin_upload", begin_then_abort)
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(ALL_ASSETS, instance=instance, raise_on_error=False,
+                             resources=local_resources(local_s3, source, destination))
+        view = RunView(instance, result.run_id)
+
+    assert view.status == DagsterRunStatus.FAILURE
+    failures = view.failures()
+    assert sorted(failures) == [f"archive.run_archive_batch[batch_{i}]" for i in range(BATCHES)]
+    for message in failures.values():
+        assert f"the multipart upload of s3://{destination}/{KEY}" in message
+        assert "no longer exists" in message and "run the whole job again" in message
+        assert source not in message, "the source objects are not at fault"
+    assert_nothing_left(s3_client, destination)
+
+
 def test_cli_run_config_selects_the_in_process_executor(
         local_s3, s3_client, mixed_source, tmp_path, java_classes):
     source, destination, objects = mixed_source
@@ -346,5 +373,8 @@ def test_cli_batch_failure_in_a_worker_process_aborts_the_upload(
     assert "archive.run_archive_batch[batch_0]" in failures
     message = failures["archive.run_archive_batch[batch_0]"]
     assert f"s3://{source}/{deleted} changed or was deleted after it was listed" in message
+    for step, other in failures.items():  # a batch still running when batch 0 aborted
+        if step != "archive.run_archive_batch[batch_0]":
+            assert "no longer exists" in other and source not in other, other
     assert "archive.complete_archive" not in view.started_steps()
     assert_nothing_left(s3_client, destination)
