@@ -19,6 +19,8 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from .core.limits import MiB
 from .dagster_home import dagster_environment, prepare_dagster_home
 from .local_s3 import LocalS3
@@ -63,8 +65,20 @@ def demo_objects(seed: int = 2026) -> dict[str, bytes]:
     return objects
 
 
-def upload_objects(client, bucket: str, objects: dict[str, bytes]) -> None:
+def ensure_bucket(client, bucket: str) -> bool:
+    """Create the bucket unless it exists; return True when it was created."""
+    try:
+        client.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+            raise
     client.create_bucket(Bucket=bucket)
+    return True
+
+
+def upload_objects(client, bucket: str, objects: dict[str, bytes]) -> None:
+    ensure_bucket(client, bucket)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]),
                       objects.items()))
