@@ -18,7 +18,10 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from .core.limits import MiB
+from .dagster_home import dagster_environment, prepare_dagster_home
 from .local_s3 import LocalS3, free_ports
 from .resources import (
     DEMO_DESTINATION_BUCKET,
@@ -65,8 +68,20 @@ def demo_objects(seed: int = 2026, extra_gib: int = 0) -> dict[str, bytes]:
     return objects
 
 
-def upload_objects(client, bucket: str, objects: dict[str, bytes]) -> None:
+def ensure_bucket(client, bucket: str) -> bool:
+    """Create the bucket unless it exists; return True when it was created."""
+    try:
+        client.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+            raise
     client.create_bucket(Bucket=bucket)
+    return True
+
+
+def upload_objects(client, bucket: str, objects: dict[str, bytes]) -> None:
+    ensure_bucket(client, bucket)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda kv: client.put_object(Bucket=bucket, Key=kv[0], Body=kv[1]),
                       objects.items()))
@@ -127,8 +142,7 @@ def main() -> None:
 
     root = LOCAL / "demo"
     shutil.rmtree(root, ignore_errors=True)
-    dagster_home = root / "dagster_home"
-    dagster_home.mkdir(parents=True)
+    dagster_home = prepare_dagster_home(root / "dagster_home")
 
     server = LocalS3(root / "s3", free_ports()).start()
     try:
@@ -141,7 +155,7 @@ def main() -> None:
         del objects
         client.create_bucket(Bucket=DEMO_DESTINATION_BUCKET)
 
-        env = {**os.environ, **server.environment(), "DAGSTER_HOME": str(dagster_home.resolve())}
+        env = {**os.environ, **server.environment(), **dagster_environment(dagster_home)}
         command = [str(Path(sys.executable).parent / "dagster"), "job", "execute",
                    "-m", "s3zip_dagster.definitions", "-j", "zip_archive_job"]
         log.info("running: %s", " ".join(command))

@@ -149,8 +149,17 @@ class S3PartStore:
         with self._lock:
             self.requests[operation] += 1
 
+    def _upload_gone(self, action: str) -> UploadError:
+        return UploadError(
+            f"the multipart upload of {self.target.url} (upload id {self.target.upload_id}) no "
+            f"longer exists at {action}: a failure elsewhere in the run aborted it, or it was "
+            "aborted from outside. See the run's first failure, then run the whole job again; "
+            "an aborted upload cannot be resumed, so re-running only failed steps fails too.")
+
     def _source_error(self, error: ClientError, entry: Entry, action: str) -> Exception:
         url = f"s3://{self.source_bucket}/{entry.key}"
+        if _code(error) == "NoSuchUpload":
+            return self._upload_gone(action)
         if _code(error) in _GONE_CODES:
             return SourceChangedError(
                 f"{url} changed or was deleted after it was listed (listed ETag {entry.etag}, "
@@ -214,6 +223,8 @@ class S3PartStore:
                 PartNumber=number, Body=bytes(body), ChecksumCRC32=crc32_to_s3(crc),
             )
         except ClientError as error:
+            if _code(error) == "NoSuchUpload":
+                raise self._upload_gone(f"upload part {number}") from error
             raise UploadError(f"upload part {number} of {self.target.url} failed: "
                               f"{_code(error)}: {_message(error)}") from error
         return response["ETag"]
