@@ -57,7 +57,8 @@ def demo_objects(seed: int = 2026, extra_gib: int = 0) -> dict[str, bytes]:
         objects[f"{DEMO_SOURCE_PREFIX}large/blob-{i}.bin"] = rng.randbytes(size_mib * MiB)
 
     for i in range(extra_gib * 4):
-        objects[f"{DEMO_SOURCE_PREFIX}extra/chunk-{i:04d}.bin"] = rng.randbytes(256 * MiB)
+        halves = rng.randbytes(128 * MiB), rng.randbytes(128 * MiB)  # randbytes caps at 2 Gbit
+        objects[f"{DEMO_SOURCE_PREFIX}extra/chunk-{i:04d}.bin"] = b"".join(halves)
 
     objects[f"{DEMO_SOURCE_PREFIX}names/Grüße aus Köln.txt"] = "Grüße!\n".encode()
     objects[f"{DEMO_SOURCE_PREFIX}names/日本語のファイル.txt"] = "こんにちは\n".encode()
