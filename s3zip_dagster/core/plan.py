@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 
 from . import zipformat
 from .errors import PlanError, SourceError
-from .limits import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
+from .limits import (
+    MAX_NAME_BYTES,
+    MAX_OBJECT_SIZE,
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    ZIP32_MAX_SIZE,
+    MiB,
+)
 from .names import archive_name, check_names
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,9 @@ ARCHIVED_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # S3: restore
 _COST_PER_STREAMED_BYTE = 1.0
 _COST_PER_COPIED_BYTE = 1.0 / 16
 _COST_PER_REQUEST = 256 * 1024
+
+# The longest local header: a name of 0xFFFF bytes, the timestamp and the zip64 extras.
+_MAX_LOCAL_HEADER_SIZE = zipformat.local_header_size(b"n" * MAX_NAME_BYTES, ZIP32_MAX_SIZE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +77,24 @@ class PlanSettings:
                 "settings need 0 < min_part_size <= upload_part_size <= max_upload_part_size; "
                 f"got {self.min_part_size}, {self.upload_part_size}, {self.max_upload_part_size}"
             )
-        if self.max_upload_part_size + self.copy_threshold > self.max_part_size:
-            raise PlanError("max_upload_part_size + copy_threshold must stay under max_part_size")
+        if (self.max_upload_part_size + self.copy_threshold + _MAX_LOCAL_HEADER_SIZE
+                > self.max_part_size):
+            raise PlanError(
+                "max_upload_part_size + copy_threshold must stay under max_part_size by "
+                f"{_MAX_LOCAL_HEADER_SIZE} B (the longest local header); got "
+                f"{self.max_upload_part_size} + {self.copy_threshold} and {self.max_part_size}")
         if self.copy_threshold < self.min_part_size:
             raise PlanError("copy_threshold must be at least min_part_size")
         if self.batch_count < 1 or self.max_parts < 2:
             raise PlanError("batch_count must be >= 1 and max_parts >= 2")
+
+    @property
+    def max_copy_threshold(self) -> int:
+        """How far the copy threshold may grow to fit max_parts. An upload part holds up to
+        upload_part_size, then one more local header and an object under the threshold: it
+        must still fit in max_part_size."""
+        return min(self.max_upload_part_size,
+                   self.max_part_size - self.max_upload_part_size - _MAX_LOCAL_HEADER_SIZE)
 
 
 @dataclass(frozen=True)
@@ -379,8 +402,8 @@ def _fit_parts(entries: list[Entry], settings: PlanSettings) -> _Layout:
             return layout
         if upload_part_size < settings.max_upload_part_size:
             upload_part_size = min(2 * upload_part_size, settings.max_upload_part_size)
-        elif copy_threshold < settings.max_upload_part_size:
-            copy_threshold = min(2 * copy_threshold, settings.max_upload_part_size)
+        elif copy_threshold < settings.max_copy_threshold:
+            copy_threshold = min(2 * copy_threshold, settings.max_copy_threshold)
         else:
             raise PlanError(
                 f"the archive needs {layout.part_count} parts even with upload parts of "

@@ -61,13 +61,15 @@ def _timestamp_extra(mtime: int) -> bytes:
     return TIMESTAMP_EXTRA.pack(TIMESTAMP_EXTRA_ID, 5, TIMESTAMP_FLAG_MTIME, clamped)
 
 
+_DOS_FIRST_MOMENT = int(datetime(DOS_EPOCH_YEAR, 1, 1, tzinfo=UTC).timestamp())
+_DOS_LAST_MOMENT = int(datetime(DOS_LAST_YEAR, 12, 31, 23, 59, 58, tzinfo=UTC).timestamp())
+
+
 def dos_datetime(mtime: int) -> tuple[int, int]:
     """Return (DOS time, DOS date) of a Unix time, read as UTC and clamped to 1980..2107."""
-    moment = datetime.fromtimestamp(mtime, tz=UTC)
-    if moment.year < DOS_EPOCH_YEAR:
-        moment = datetime(DOS_EPOCH_YEAR, 1, 1, tzinfo=UTC)
-    elif moment.year > DOS_LAST_YEAR:
-        moment = datetime(DOS_LAST_YEAR, 12, 31, 23, 59, 58, tzinfo=UTC)
+    # Clamp before converting: datetime cannot hold every integer time (years 1..9999 only).
+    clamped = min(max(mtime, _DOS_FIRST_MOMENT), _DOS_LAST_MOMENT)
+    moment = datetime.fromtimestamp(clamped, tz=UTC)
     dos_time = (moment.hour << 11) | (moment.minute << 5) | (moment.second // 2)
     dos_date = ((moment.year - DOS_EPOCH_YEAR) << 9) | (moment.month << 5) | moment.day
     return dos_time, dos_date
