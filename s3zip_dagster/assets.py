@@ -69,8 +69,9 @@ def zip_plan(
     check_destination(s3.get_client(), req.destination_bucket)
     exclude = frozenset({req.destination_key}) if req.destination_bucket == req.source_bucket \
         else frozenset()
+    scratch_bucket, scratch_root = req.scratch_location
     plan = build_plan(source_listing, req.source_bucket, req.source_prefix,
-                      req.plan_settings(), req.naming(), exclude)
+                      req.plan_settings(), req.naming(), exclude, scratch_bucket, scratch_root)
     for key in plan.skipped_keys:
         context.log.info(f"left out s3://{req.source_bucket}/{key} (the archive itself or the "
                          "prefix's folder marker)")
@@ -81,6 +82,9 @@ def zip_plan(
         "upload_parts": plan.upload_parts,
         "bytes_copied_by_s3": plan.copied_bytes,
         "bytes_through_workers": plan.read_bytes + plan.uploaded_bytes,
+        "extra_bytes_copied_by_s3": plan.extra_copied_bytes,
+        "temporary_objects": len(plan.temps()),
+        "strategy": plan.settings.strategy,
         "batches": len(plan.batches),
         "zip64": plan.zip64,
     })
@@ -94,6 +98,8 @@ class BatchOrder:
     source_bucket: str
     target: UploadTarget
     threads: int
+    scratch_bucket: str
+    scratch_prefix: str
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,8 @@ def fan_out_batches(
 ):
     try:
         for batch in plan.batches:
-            order = BatchOrder(batch, plan.source_bucket, upload.target, archive_request.threads)
+            order = BatchOrder(batch, plan.source_bucket, upload.target, archive_request.threads,
+                               plan.scratch_bucket, plan.scratch_prefix)
             yield DynamicOutput(order, mapping_key=f"batch_{batch.index}")
     except BaseException:
         abort_upload(s3.get_client(), upload.target)
@@ -132,7 +139,8 @@ def run_archive_batch(
     context: OpExecutionContext, s3: S3Resource, order: BatchOrder
 ) -> Output[BatchResult]:
     client = s3.get_client()
-    store = S3PartStore(client, order.source_bucket, order.target)
+    store = S3PartStore(client, order.source_bucket, order.target, order.scratch_bucket,
+                        order.scratch_prefix)
     try:
         result = run_batch(store, order.batch, order.threads)
     except BaseException:
@@ -143,11 +151,14 @@ def run_archive_batch(
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     context.log.info(
         f"batch {result.batch}: {result.copy_parts} copy parts, {result.upload_parts} upload "
-        f"parts, {result.read_bytes + result.uploaded_bytes} B through this worker, "
+        f"parts, {result.temps} temporary objects, "
+        f"{result.read_bytes + result.uploaded_bytes} B through this worker, "
         f"{result.seconds:.1f} s, peak memory {peak // 2**20} MiB")
     return Output(result, metadata={
         "copy_parts": result.copy_parts,
         "upload_parts": result.upload_parts,
+        "temporary_objects": result.temps,
+        "bytes_copied_by_s3": result.copied_bytes,
         "bytes_through_worker": result.read_bytes + result.uploaded_bytes + result.crc_read_bytes,
         "seconds": round(result.seconds, 2),
         "peak_memory_bytes": peak,
@@ -176,7 +187,8 @@ def complete_archive(
     results: list[BatchResult],
 ) -> Output[ArchiveSummary]:
     client = s3.get_client()
-    store = S3PartStore(client, plan.source_bucket, upload.target)
+    store = S3PartStore(client, plan.source_bucket, upload.target, plan.scratch_bucket,
+                        plan.scratch_prefix)
     try:
         final = run_final_part(store, plan, results)
         complete_upload(client, upload.target, final.parts, final.archive_crc,

@@ -3,6 +3,7 @@
 from dagster import AssetSelection, Definitions, define_asset_job, multi_or_in_process_executor
 
 from .assets import archive, source_listing, zip_plan
+from .cleanup import cleanup_job
 from .resources import ArchiveRequest, s3_resource_from_environment
 
 ZIP_JOB_NAME = "zip_archive_job"
@@ -21,7 +22,7 @@ zip_archive_job = define_asset_job(
 
 defs = Definitions(
     assets=[source_listing, zip_plan, archive],
-    jobs=[zip_archive_job],
+    jobs=[zip_archive_job, cleanup_job],
     executor=multi_or_in_process_executor,
     resources={
         "s3": s3_resource_from_environment(),

@@ -11,7 +11,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from .core.limits import MiB
-from .core.plan import NamingOptions, PlanSettings
+from .core.plan import DEFAULT_SCRATCH_PREFIX, ZERO_STREAM, NamingOptions, PlanSettings
 
 # The embedded default: the demo data set on the local S3 server (`make demo`, `make dev`).
 DEMO_SOURCE_BUCKET = "s3zip-demo-source"
@@ -62,13 +62,28 @@ class ArchiveRequest(ConfigurableResource):
         8, description="Upload parts are sent once they hold this many MiB (at least 5).")
     max_upload_part_mib: int = Field(
         256, description="How far upload parts may grow to keep within 10,000 parts.")
+    strategy: str = Field(
+        ZERO_STREAM, description="zero-stream: no byte of an object of 5 MiB or more passes "
+                                 "through a worker; head-stream: the previous strategy, which "
+                                 "streams up to 5 MiB of such an object at a boundary.")
+    scratch_bucket: str = Field(
+        "", description="Bucket of the run's temporary objects; '' means destination_bucket.")
+    scratch_prefix: str = Field(
+        DEFAULT_SCRATCH_PREFIX, description="Folder of temporary objects; each run uses a "
+                                            "subfolder of its own and empties it.")
 
     def plan_settings(self) -> PlanSettings:
         return PlanSettings(
             upload_part_size=self.upload_part_mib * MiB,
             max_upload_part_size=self.max_upload_part_mib * MiB,
             batch_count=self.batch_count or os.cpu_count() or 1,
+            strategy=self.strategy,
         )
+
+    @property
+    def scratch_location(self) -> tuple[str, str]:
+        """(bucket, prefix) of temporary objects."""
+        return self.scratch_bucket or self.destination_bucket, self.scratch_prefix
 
     def naming(self) -> NamingOptions:
         return NamingOptions(strip_prefix=self.strip_prefix, name_prefix=self.name_prefix)

@@ -2,39 +2,50 @@
 
 A STORE archive's layout is known before any data moves, so the plan fixes every offset:
 entries in key order, each a local header then its data, then the central directory and
-the end records. The archive is cut into parts of one S3 multipart upload:
+the end records. `cutting` cuts those bytes into the parts of one S3 multipart upload:
+copy parts (S3 copies a range of a source object or of a temporary object), upload parts
+(a worker composes local headers and small objects) and the final part (the last small
+entries, the central directory and the end records).
 
-- a copy part is a byte range of one source object, copied by S3 (UploadPartCopy);
-- an upload part is bytes a worker composes: local headers, the data of small objects and,
-  where a part must reach S3's 5 MiB minimum before a copy, the head of a big object;
-- the final part holds the last small entries, the central directory and the end records.
-
-An entry's local header needs its CRC-32, which for a copied object comes back from the
-copy. So the upload part that holds a big object's local header goes together with that
-object's copy parts: that is a unit. Units are grouped into batches; a batch depends on no
-other batch, and only the final part waits for all of them.
+Blocks of parts are grouped into batches; a batch depends on no other batch, and only the
+final part waits for all of them. Where S3's 10,000 parts are not enough, each batch first
+assembles its parts into group objects and the archive copies those.
 """
 
 import logging
-import math
-from dataclasses import dataclass, field
+import uuid
 
 from . import zipformat
+from .cutting import Block, Cut, cut_head_stream, cut_zero_stream, split_range
 from .errors import PlanError, SourceError
-from .limits import (
-    MAX_NAME_BYTES,
-    MAX_OBJECT_SIZE,
-    MAX_PART_SIZE,
-    MAX_PARTS,
-    MIN_PART_SIZE,
-    ZIP32_MAX_SIZE,
-    MiB,
+from .limits import MAX_PARTS
+from .model import (  # noqa: F401  (re-exported: the plan's vocabulary)
+    HEAD_STREAM,
+    STRATEGIES,
+    ZERO_STREAM,
+    Batch,
+    Composed,
+    DataPiece,
+    Entry,
+    FinalPart,
+    HeaderPiece,
+    NamingOptions,
+    Part,
+    PartSource,
+    Piece,
+    Plan,
+    PlanSettings,
+    SourceObject,
+    SourceRange,
+    Temp,
+    TempRange,
 )
 from .names import archive_name, check_names
 
 log = logging.getLogger(__name__)
 
 ARCHIVED_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # S3: restore before GET
+DEFAULT_SCRATCH_PREFIX = ".s3zip-scratch/"  # temporary objects, under a folder per run
 
 # Relative cost of work in a batch, used only to balance batches: a byte copied by S3 costs
 # far less of a worker's time than a byte it downloads and uploads, and each request has a
@@ -42,228 +53,6 @@ ARCHIVED_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # S3: restore
 _COST_PER_STREAMED_BYTE = 1.0
 _COST_PER_COPIED_BYTE = 1.0 / 16
 _COST_PER_REQUEST = 256 * 1024
-
-# The longest local header: a name of 0xFFFF bytes, the timestamp and the zip64 extras.
-_MAX_LOCAL_HEADER_SIZE = zipformat.local_header_size(b"n" * MAX_NAME_BYTES, ZIP32_MAX_SIZE)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceObject:
-    """One object of the source listing."""
-
-    key: str
-    size: int
-    etag: str
-    mtime: int  # LastModified as Unix seconds (UTC)
-    storage_class: str = "STANDARD"
-
-
-@dataclass(frozen=True)
-class PlanSettings:
-    """Every threshold the planner uses, in one place."""
-
-    min_part_size: int = MIN_PART_SIZE
-    max_part_size: int = MAX_PART_SIZE
-    max_parts: int = MAX_PARTS
-    max_archive_size: int = MAX_OBJECT_SIZE
-    upload_part_size: int = 8 * MiB  # an upload part is sent once it reaches this size
-    max_upload_part_size: int = 256 * MiB  # how far upload parts may grow to fit max_parts
-    copy_threshold: int = MIN_PART_SIZE  # objects of this size or more are copied by S3
-    batch_count: int = 2
-
-    def __post_init__(self) -> None:
-        if not 0 < self.min_part_size <= self.upload_part_size <= self.max_upload_part_size:
-            raise PlanError(
-                "settings need 0 < min_part_size <= upload_part_size <= max_upload_part_size; "
-                f"got {self.min_part_size}, {self.upload_part_size}, {self.max_upload_part_size}"
-            )
-        if (self.max_upload_part_size + self.copy_threshold + _MAX_LOCAL_HEADER_SIZE
-                > self.max_part_size):
-            raise PlanError(
-                "max_upload_part_size + copy_threshold must stay under max_part_size by "
-                f"{_MAX_LOCAL_HEADER_SIZE} B (the longest local header); got "
-                f"{self.max_upload_part_size} + {self.copy_threshold} and {self.max_part_size}")
-        if self.copy_threshold < self.min_part_size:
-            raise PlanError("copy_threshold must be at least min_part_size")
-        if self.batch_count < 1 or self.max_parts < 2:
-            raise PlanError("batch_count must be >= 1 and max_parts >= 2")
-
-    @property
-    def max_copy_threshold(self) -> int:
-        """How far the copy threshold may grow to fit max_parts. An upload part holds up to
-        upload_part_size, then one more local header and an object under the threshold: it
-        must still fit in max_part_size."""
-        return min(self.max_upload_part_size,
-                   self.max_part_size - self.max_upload_part_size - _MAX_LOCAL_HEADER_SIZE)
-
-
-@dataclass(frozen=True)
-class NamingOptions:
-    """How source keys become entry names."""
-
-    strip_prefix: bool = True
-    name_prefix: str = ""
-
-
-@dataclass(slots=True)
-class Entry:
-    """One entry of the archive: its source object and where its local header lies."""
-
-    index: int
-    key: str
-    name: str
-    size: int
-    etag: str
-    mtime: int
-    offset: int  # of the local header in the archive
-    header_size: int
-
-    @property
-    def name_bytes(self) -> bytes:
-        return self.name.encode("utf-8")
-
-    @property
-    def data_offset(self) -> int:
-        return self.offset + self.header_size
-
-    @property
-    def is_dir(self) -> bool:
-        return self.name.endswith("/") and self.size == 0
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderPiece:
-    """The local header of entry `entry`, inside an upload part."""
-
-    entry: int
-
-
-@dataclass(frozen=True, slots=True)
-class DataPiece:
-    """Bytes [start, end) of entry `entry`'s data, read by a worker into an upload part."""
-
-    entry: int
-    start: int
-    end: int
-
-
-Piece = HeaderPiece | DataPiece
-
-
-@dataclass(frozen=True, slots=True)
-class CopyPart:
-    """Bytes [start, end) of entry `entry`'s source object, copied by S3."""
-
-    number: int
-    offset: int
-    entry: int
-    start: int
-    end: int
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start
-
-
-@dataclass(frozen=True, slots=True)
-class UploadPart:
-    """Bytes a worker composes from pieces and uploads."""
-
-    number: int
-    offset: int
-    size: int
-    pieces: tuple[Piece, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Unit:
-    """An upload part and the copy parts of the entry whose local header it ends with."""
-
-    upload: UploadPart
-    copies: tuple[CopyPart, ...]
-
-
-@dataclass
-class Batch:
-    """Units one worker completes on its own; it carries every entry it touches."""
-
-    index: int
-    units: list[Unit]
-    entries: dict[int, Entry]
-
-    @property
-    def part_count(self) -> int:
-        return sum(1 + len(unit.copies) for unit in self.units)
-
-
-@dataclass(frozen=True)
-class FinalPart:
-    """The last part: trailing small entries, the central directory and the end records."""
-
-    number: int
-    offset: int
-    pieces: tuple[Piece, ...]
-    directory_offset: int
-    directory_size: int
-    end_size: int
-
-    @property
-    def size(self) -> int:
-        return self.directory_offset + self.directory_size + self.end_size - self.offset
-
-
-@dataclass
-class Plan:
-    """The full layout of one archive."""
-
-    source_bucket: str
-    source_prefix: str
-    entries: list[Entry]
-    batches: list[Batch]
-    final: FinalPart
-    settings: PlanSettings
-    skipped_keys: list[str] = field(default_factory=list)
-
-    @property
-    def archive_size(self) -> int:
-        return self.final.offset + self.final.size
-
-    @property
-    def part_count(self) -> int:
-        return self.final.number
-
-    @property
-    def copy_parts(self) -> int:
-        return sum(len(unit.copies) for batch in self.batches for unit in batch.units)
-
-    @property
-    def upload_parts(self) -> int:
-        return self.part_count - self.copy_parts  # the final part is uploaded too
-
-    @property
-    def copied_bytes(self) -> int:
-        return sum(c.size for batch in self.batches for unit in batch.units for c in unit.copies)
-
-    @property
-    def read_bytes(self) -> int:
-        """Bytes of source data workers download (GET) to compose upload parts."""
-        pieces = [p for b in self.batches for u in b.units for p in u.upload.pieces]
-        pieces += self.final.pieces
-        return sum(p.end - p.start for p in pieces if isinstance(p, DataPiece))
-
-    @property
-    def uploaded_bytes(self) -> int:
-        """Bytes workers send to S3 in upload parts, the final part included."""
-        return self.archive_size - self.copied_bytes
-
-    @property
-    def zip64(self) -> bool:
-        return zipformat.needs_zip64_end(
-            len(self.entries), self.final.directory_offset, self.final.directory_size
-        ) or any(
-            zipformat.needs_zip64_size(e.size) or e.offset >= zipformat.ZIP32_MAX_SIZE
-            for e in self.entries
-        )
 
 
 def select_entries(
@@ -321,127 +110,125 @@ def lay_out_entries(chosen: list[tuple[SourceObject, str]]) -> list[Entry]:
     return entries
 
 
-def _copy_ranges(start: int, end: int, max_part_size: int) -> list[tuple[int, int]]:
-    """Split [start, end) into the fewest ranges of at most max_part_size, sizes within 1 B
-    of each other so that none falls under the minimum when the whole is over it."""
-    count = math.ceil((end - start) / max_part_size)
-    base, extra = divmod(end - start, count)
-    ranges = []
-    for i in range(count):
-        size = base + (1 if i < extra else 0)
-        ranges.append((start, start + size))
-        start += size
-    return ranges
-
-
-@dataclass
-class _Layout:
-    units: list[Unit]
-    trailing: tuple[Piece, ...]
-    trailing_offset: int
-    part_count: int
-
-
-def _cut_parts(entries: list[Entry], settings: PlanSettings, upload_part_size: int,
-               copy_threshold: int) -> _Layout:
-    """Cut the entries' bytes into parts: one pass, in archive order."""
-    units: list[Unit] = []
-    pieces: list[Piece] = []
-    pending = 0  # bytes in `pieces`
-    part_offset = 0  # archive offset where `pieces` begin
-    number = 1
-
-    def emit_upload() -> UploadPart:
-        nonlocal pieces, pending, part_offset, number
-        part = UploadPart(number, part_offset, pending, tuple(pieces))
-        number += 1
-        part_offset += pending
-        pieces, pending = [], 0
-        return part
-
-    for entry in entries:
-        pieces.append(HeaderPiece(entry.index))
-        pending += entry.header_size
-        head = max(0, settings.min_part_size - pending)
-        copyable = entry.size >= copy_threshold and entry.size - head >= settings.min_part_size
-
-        if not copyable:
-            if entry.size:
-                pieces.append(DataPiece(entry.index, 0, entry.size))
-                pending += entry.size
-            if pending >= upload_part_size:
-                units.append(Unit(emit_upload(), ()))
-            continue
-
-        if head:
-            pieces.append(DataPiece(entry.index, 0, head))
-            pending += head
-        upload = emit_upload()
-        copies = []
-        for start, end in _copy_ranges(head, entry.size, settings.max_part_size):
-            copies.append(CopyPart(number, part_offset, entry.index, start, end))
-            number += 1
-            part_offset += end - start
-        units.append(Unit(upload, tuple(copies)))
-
-    return _Layout(units, tuple(pieces), part_offset, number)
-
-
-def _fit_parts(entries: list[Entry], settings: PlanSettings) -> _Layout:
-    """Cut parts, growing upload parts and then the copy threshold until the parts fit."""
+def _fit(entries: list[Entry], settings: PlanSettings) -> tuple[Cut, bool]:
+    """Cut parts; grow upload parts (and, for head-stream, the copy threshold) until they
+    fit in max_parts. Returns the cut and whether zero-stream must group its parts."""
     upload_part_size = settings.upload_part_size
     copy_threshold = settings.copy_threshold
     while True:
-        layout = _cut_parts(entries, settings, upload_part_size, copy_threshold)
-        if layout.part_count <= settings.max_parts:
-            if (upload_part_size, copy_threshold) != (settings.upload_part_size,
-                                                      settings.copy_threshold):
-                log.info(
-                    "grew parts to fit %d parts: upload parts of %d B, objects of %d B or "
-                    "more copied", settings.max_parts, upload_part_size, copy_threshold)
-            return layout
+        if settings.strategy == ZERO_STREAM:
+            cut = cut_zero_stream(entries, settings, upload_part_size)
+        else:
+            cut = cut_head_stream(entries, settings, upload_part_size, copy_threshold)
+        if cut.part_count <= settings.max_parts:
+            if upload_part_size != settings.upload_part_size:
+                log.info("grew upload parts to %d B to fit %d parts", upload_part_size,
+                         settings.max_parts)
+            return cut, False
         if upload_part_size < settings.max_upload_part_size:
             upload_part_size = min(2 * upload_part_size, settings.max_upload_part_size)
+        elif settings.strategy == ZERO_STREAM:
+            return cut, True
         elif copy_threshold < settings.max_copy_threshold:
             copy_threshold = min(2 * copy_threshold, settings.max_copy_threshold)
         else:
             raise PlanError(
-                f"the archive needs {layout.part_count} parts even with upload parts of "
+                f"the archive needs {cut.part_count} parts even with upload parts of "
                 f"{upload_part_size} B; S3 allows {settings.max_parts}. Each object of "
-                f"{copy_threshold} B or more needs two parts of its own. Split the source "
-                "into several archives, or raise max_upload_part_size. Nothing was written."
+                f"{copy_threshold} B or more needs two parts of its own. Use the zero-stream "
+                "strategy, split the source into several archives, or raise "
+                "max_upload_part_size. Nothing was written."
             )
 
 
-def _unit_cost(unit: Unit) -> float:
-    streamed = unit.upload.size + sum(
-        p.end - p.start for p in unit.upload.pieces if isinstance(p, DataPiece))
-    copied = sum(c.size for c in unit.copies)
-    requests = 1 + len(unit.copies) + len(unit.upload.pieces) // 2
+def _block_cost(block: Block, cut: Cut) -> float:
+    sources = list(block.parts) + [s for t in block.temps for s in cut.temps[t].parts]
+    streamed = sum(2 * s.size for s in sources if isinstance(s, Composed))
+    copied = sum(s.size for s in sources if not isinstance(s, Composed))
     return (streamed * _COST_PER_STREAMED_BYTE + copied * _COST_PER_COPIED_BYTE
-            + requests * _COST_PER_REQUEST)
+            + len(sources) * _COST_PER_REQUEST)
 
 
-def _group_batches(units: list[Unit], entries: list[Entry], batch_count: int) -> list[Batch]:
-    """Split the units, in order, into at most batch_count batches of similar cost. There is
-    always at least one batch, even an empty one, so that a fan-out has a branch to run."""
-    costs = [_unit_cost(u) for u in units]
+def _group_blocks(cut: Cut, batch_count: int) -> list[list[Block]]:
+    """Split the blocks, in order, into at most batch_count runs of similar cost. There is
+    always at least one run, even an empty one, so that a fan-out has a branch to run."""
+    costs = [_block_cost(b, cut) for b in cut.blocks]
     total = sum(costs)
-    count = max(1, min(batch_count, len(units)))
-    groups: list[list[Unit]] = [[] for _ in range(count)]
+    count = max(1, min(batch_count, len(cut.blocks)))
+    runs: list[list[Block]] = [[] for _ in range(count)]
     done = 0.0
-    for unit, cost in zip(units, costs, strict=False):
-        middle = done + cost / 2  # a unit goes where most of its cost falls
-        slot = min(count - 1, int(middle / total * count)) if total else 0
-        groups[slot].append(unit)
+    for block, cost in zip(cut.blocks, costs, strict=True):
+        middle = done + cost / 2  # a block goes where most of its cost falls
+        runs[min(count - 1, int(middle / total * count)) if total else 0].append(block)
         done += cost
-    groups = [g for g in groups if g] or [[]]
+    return [run for run in runs if run] or [[]]
+
+
+def _number(sources: list[PartSource], first: int = 1, offset: int = 0) -> list[Part]:
+    parts = []
+    for number, source in enumerate(sources, start=first):
+        parts.append(Part(number, offset, source))
+        offset += source.size
+    return parts
+
+
+def _entries_of(sources: list[PartSource]) -> set[int]:
+    touched = set()
+    for source in sources:
+        if isinstance(source, SourceRange):
+            touched.add(source.entry)
+        elif isinstance(source, Composed):
+            touched.update(p.entry for p in source.pieces)
+    return touched
+
+
+def _make_batches(cut: Cut, entries: list[Entry], settings: PlanSettings, group: bool
+                  ) -> list[Batch]:
+    """Number the parts, make the temporary objects, and learn which ranges each batch must
+    probe for a CRC-32 because another batch copies them."""
+    runs = _group_blocks(cut, settings.batch_count)
+    temp_index = len(cut.temps)
+    group_size = min(settings.max_parts, MAX_PARTS)
+
+    ranges_by_entry: dict[int, list[tuple[int, SourceRange]]] = {}
+    for run_index, run in enumerate(runs):
+        for block in run:
+            sources = list(block.parts) + [s for t in block.temps for s in cut.temps[t].parts]
+            for source in sources:
+                if isinstance(source, SourceRange) and not source.filler:
+                    ranges_by_entry.setdefault(source.entry, []).append((run_index, source))
 
     batches = []
-    for index, group in enumerate(groups):
-        touched = {p.entry for u in group for p in u.upload.pieces}
-        touched |= {c.entry for u in group for c in u.copies}
-        batches.append(Batch(index, group, {i: entries[i] for i in sorted(touched)}))
+    number = 1
+    offset = 0
+    for run_index, run in enumerate(runs):
+        temps = [Temp(t, cut.temps[t].kind, _number(cut.temps[t].parts))
+                 for block in run for t in block.temps]
+        sources: list[PartSource] = [s for block in run for s in block.parts]
+
+        if group:
+            grouped: list[PartSource] = []
+            for start in range(0, len(sources), group_size):
+                members = sources[start:start + group_size]
+                temps.append(Temp(temp_index, "group", _number(members)))
+                size = sum(s.size for s in members)
+                grouped += [TempRange(temp_index, a, b)
+                            for a, b in split_range(0, size, settings.max_part_size)]
+                temp_index += 1
+            sources = grouped
+
+        parts = _number(sources, number, offset)
+        number += len(parts)
+        offset += sum(p.size for p in parts)
+
+        headers = [b.header for b in run if b.header is not None]
+        probes = [r for h in headers for where, r in ranges_by_entry.get(h, ())
+                  if where != run_index]
+        touched = set(headers) | {p.entry for p in probes}
+        touched |= _entries_of([p.source for p in parts])
+        touched |= _entries_of([p.source for t in temps for p in t.parts])
+        batches.append(Batch(len(batches), parts, temps, probes,
+                             {i: entries[i] for i in sorted(touched)}, headers))
     return batches
 
 
@@ -452,23 +239,41 @@ def build_plan(
     settings: PlanSettings = PlanSettings(),
     naming: NamingOptions = NamingOptions(),
     exclude_keys: frozenset[str] = frozenset(),
+    scratch_bucket: str = "",
+    scratch_root: str = DEFAULT_SCRATCH_PREFIX,
 ) -> Plan:
     """Lay out the archive of `objects` and cut it into parts and batches.
 
-    Raises SourceError, NamingError or PlanError when the archive cannot be made as asked.
+    Temporary objects go to s3://scratch_bucket/scratch_root<run id>/, a folder no other
+    run uses; objects under scratch_root in the source are never archived. Raises
+    SourceError, NamingError or PlanError when the archive cannot be made as asked.
     """
+    if not scratch_root or not scratch_root.endswith("/"):
+        raise PlanError(f"the scratch prefix must be a folder ending in '/'; got "
+                        f"{scratch_root!r}")
+    if scratch_bucket in ("", source_bucket):
+        objects = [o for o in objects if not o.key.startswith(scratch_root)]
     chosen, skipped = select_entries(objects, source_bucket, source_prefix, naming,
                                      exclude_keys)
     entries = lay_out_entries(chosen)
-    layout = _fit_parts(entries, settings)
+    cut, group = _fit(entries, settings)
 
     directory_offset = entries[-1].data_offset + entries[-1].size
     directory_size = sum(
         zipformat.central_header_size(e.name_bytes, e.size, e.offset) for e in entries)
     end_size = zipformat.end_records_size(len(entries), directory_offset, directory_size)
-    final = FinalPart(layout.part_count, layout.trailing_offset, layout.trailing,
-                      directory_offset, directory_size, end_size)
+    batches = _make_batches(cut, entries, settings, group)
+    last = batches[-1].parts[-1] if batches[-1].parts else None
+    final_offset = last.offset + last.size if last else 0
+    final_number = last.number + 1 if last else 1
+    final = FinalPart(final_number, final_offset, tuple(cut.trailing), directory_offset,
+                      directory_size, end_size)
 
+    if final.number > settings.max_parts:
+        raise PlanError(
+            f"the archive needs {final.number} parts even after assembling its parts into "
+            f"group objects; S3 allows {settings.max_parts}. Split the source into several "
+            "archives. Nothing was written.")
     archive_size = final.offset + final.size
     if archive_size > settings.max_archive_size:
         raise PlanError(
@@ -483,16 +288,10 @@ def build_plan(
             "several archives. Nothing was written."
         )
 
-    batches = _group_batches(layout.units, entries, settings.batch_count)
-    plan = Plan(source_bucket, source_prefix, entries, batches, final, settings, skipped)
+    plan = Plan(source_bucket, source_prefix, entries, batches, final, settings,
+                scratch_bucket, f"{scratch_root}{uuid.uuid4().hex}/", skipped)
     log.info(
-        "planned %d entries into an archive of %d B: %d copy parts, %d upload parts, "
-        "%d batches", len(entries), plan.archive_size, plan.copy_parts, plan.upload_parts,
-        len(batches))
+        "planned %d entries into an archive of %d B (%s): %d copy parts, %d upload parts, "
+        "%d temporary objects, %d batches", len(entries), plan.archive_size, settings.strategy,
+        plan.copy_parts, plan.upload_parts, len(plan.temps()), len(batches))
     return plan
-
-
-__all__ = [
-    "Batch", "CopyPart", "DataPiece", "Entry", "FinalPart", "HeaderPiece", "NamingOptions",
-    "Piece", "Plan", "PlanSettings", "SourceObject", "Unit", "UploadPart", "build_plan",
-]

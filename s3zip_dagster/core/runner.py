@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from .batch import BatchResult, run_batch, run_final_part
-from .plan import NamingOptions, Plan, PlanSettings, build_plan
+from .plan import DEFAULT_SCRATCH_PREFIX, NamingOptions, Plan, PlanSettings, build_plan
 from .s3 import (
     S3PartStore,
     abort_upload,
@@ -46,16 +46,20 @@ def build_archive(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     threads: int = 10,
+    scratch_root: str = DEFAULT_SCRATCH_PREFIX,
 ) -> ArchiveReport:
-    """Archive every object under s3://source_bucket/source_prefix into one ZIP object."""
+    """Archive every object under s3://source_bucket/source_prefix into one ZIP object.
+    Temporary objects live under scratch_root in the destination bucket, and are gone when
+    this returns or raises."""
     started = time.monotonic()
     objects = list_source(client, source_bucket, source_prefix, include, exclude)
     check_destination(client, destination_bucket)
     own_key = frozenset({destination_key}) if destination_bucket == source_bucket else frozenset()
-    plan = build_plan(objects, source_bucket, source_prefix, settings, naming, own_key)
+    plan = build_plan(objects, source_bucket, source_prefix, settings, naming, own_key,
+                      destination_bucket, scratch_root)
 
     target = begin_upload(client, destination_bucket, destination_key)
-    store = S3PartStore(client, source_bucket, target)
+    store = S3PartStore(client, source_bucket, target, plan.scratch_bucket, plan.scratch_prefix)
     try:
         results = [run_batch(store, batch, threads) for batch in plan.batches]
         final = run_final_part(store, plan, results)
