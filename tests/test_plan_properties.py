@@ -20,13 +20,19 @@ from s3zip_dagster.core.limits import (
     MiB,
 )
 from s3zip_dagster.core.plan import (
-    CopyPart,
+    HEAD_STREAM,
+    STRATEGIES,
+    ZERO_STREAM,
+    Composed,
     DataPiece,
     HeaderPiece,
+    Part,
     Plan,
     PlanSettings,
     SourceObject,
-    UploadPart,
+    SourceRange,
+    Temp,
+    TempRange,
     build_plan,
 )
 
@@ -138,17 +144,6 @@ def _expected_layout(prefix: str, objects: list[SourceObject]) -> dict:
     }
 
 
-# --- The properties -------------------------------------------------------------------------
-
-def _all_parts(plan: Plan) -> list[UploadPart | CopyPart]:
-    parts: list = []
-    for batch in plan.batches:
-        for unit in batch.units:
-            parts.append(unit.upload)
-            parts.extend(unit.copies)
-    return parts
-
-
 def check_layout_matches_the_zip_records(plan: Plan, expected: dict) -> None:
     assert [e.name for e in plan.entries] == expected["names"]
     assert [e.index for e in plan.entries] == list(range(len(plan.entries)))
@@ -160,112 +155,161 @@ def check_layout_matches_the_zip_records(plan: Plan, expected: dict) -> None:
     assert plan.archive_size == expected["archive_size"]
 
 
+# --- The properties -------------------------------------------------------------------------
+
+def _check_object_parts(parts: list[Part], max_count: int, s: PlanSettings, what: str,
+                        last_may_be_small: bool) -> None:
+    """S3's rules for the parts of one multipart upload."""
+    assert [p.number for p in parts] == list(range(1, len(parts) + 1)), f"{what}: numbers"
+    assert len(parts) <= min(max_count, MAX_PARTS), f"{what}: {len(parts)} parts"
+    position = 0
+    for part in parts:
+        assert part.offset == position, f"{what}: part {part.number} at {part.offset}"
+        assert 0 < part.size <= s.max_part_size, f"{what}: part {part.number}: {part.size} B"
+        if part is not parts[-1] or not last_may_be_small:
+            assert part.size >= s.min_part_size, f"{what}: part {part.number} under 5 MiB"
+        position += part.size
+
+
 def check_parts_obey_s3_rules(plan: Plan) -> None:
     s = plan.settings
-    sized = [(p.number, p.offset, p.size) for p in _all_parts(plan)]
-    sized.append((plan.final.number, plan.final.offset, plan.final.size))
-    sized.sort()
+    parts = plan.archive_parts()
+    assert plan.part_count == len(parts) + 1 <= s.max_parts
+    assert plan.final.number == len(parts) + 1, "the final part is not the last"
+    _check_object_parts(parts, s.max_parts, s, "archive", last_may_be_small=False)
+    end = parts[-1].offset + parts[-1].size if parts else 0
+    assert plan.final.offset == end, "the final part does not follow the others"
+    assert plan.final.size <= s.max_part_size
+    assert plan.archive_size == plan.final.offset + plan.final.size
 
-    numbers = [number for number, _, _ in sized]
-    assert numbers == list(range(1, len(sized) + 1)), "part numbers are not 1..N, each once"
-    assert plan.part_count == len(sized) <= s.max_parts
-    assert plan.final.number == len(sized), "the final part is not the last"
-
-    position = 0
-    for number, offset, size in sized:
-        assert offset == position, f"part {number} starts at {offset}, not {position}"
-        assert size <= s.max_part_size, f"part {number} has {size} B"
-        if number != plan.final.number:
-            assert size >= s.min_part_size, f"part {number} has {size} B, under the minimum"
-        position += size
-    assert position == plan.archive_size, "parts do not end where the archive ends"
+    for temp in plan.temps():
+        assert temp.kind in ("tail", "lead-base", "lead", "group"), temp.kind
+        _check_object_parts(temp.parts, s.max_parts, s, f"temporary object {temp.index}",
+                            last_may_be_small=True)
 
 
-def _walk_pieces(plan: Plan, pieces, start: int) -> int:
-    """Check that each piece sits where its bytes belong in the archive; return the end."""
-    position = start
-    for piece in pieces:
-        entry = plan.entries[piece.entry]
-        if isinstance(piece, HeaderPiece):
-            assert position == entry.offset, f"local header of {entry.name!r} misplaced"
-            position += entry.header_size
+def _source_leaves(plan: Plan, source, temps: dict[int, Temp]) -> list[tuple]:
+    """What bytes a part holds, as (tag, entry, start, end) runs: H a local header, D an
+    entry's data, F filler. Ranges of temporary objects are followed down."""
+    if isinstance(source, SourceRange):
+        tag = "F" if source.filler else "D"
+        return [(tag, source.entry, source.start, source.end)]
+    if isinstance(source, Composed):
+        leaves = []
+        for piece in source.pieces:
+            if isinstance(piece, HeaderPiece):
+                leaves.append(("H", piece.entry, 0, plan.entries[piece.entry].header_size))
+            else:
+                leaves.append(("D", piece.entry, piece.start, piece.end))
+        assert sum(end - start for _, _, start, end in leaves) == source.size
+        return leaves
+    assert isinstance(source, TempRange)
+    inner = [leaf for part in temps[source.temp].parts
+             for leaf in _source_leaves(plan, part.source, temps)]
+    sliced, position = [], 0
+    for tag, entry, start, end in inner:
+        lo, hi = max(position, source.start), min(position + end - start, source.end)
+        if lo < hi:
+            sliced.append((tag, entry, start + lo - position, start + hi - position))
+        position += end - start
+    assert position == temps[source.temp].size
+    return sliced
+
+
+def _merge(leaves: list[tuple]) -> list[tuple]:
+    merged: list[tuple] = []
+    for leaf in leaves:
+        if merged and merged[-1][:2] == leaf[:2] and merged[-1][3] == leaf[2]:
+            merged[-1] = (*leaf[:2], merged[-1][2], leaf[3])
         else:
-            assert isinstance(piece, DataPiece)
-            assert 0 <= piece.start < piece.end <= entry.size, piece
-            assert position == entry.data_offset + piece.start, f"data of {entry.name!r}"
-            position += piece.end - piece.start
-    return position
+            merged.append(leaf)
+    return merged
 
 
-def check_pieces_and_copies_sit_at_their_archive_offsets(plan: Plan) -> None:
-    for batch in plan.batches:
-        for unit in batch.units:
-            upload = unit.upload
-            assert _walk_pieces(plan, upload.pieces, upload.offset) == upload.offset + upload.size
-            for copy in unit.copies:
-                entry = plan.entries[copy.entry]
-                assert 0 <= copy.start < copy.end <= entry.size, copy
-                assert copy.offset == entry.data_offset + copy.start, copy
-    final = plan.final
-    assert _walk_pieces(plan, final.pieces, final.offset) == final.directory_offset
+def check_archive_bytes_follow_the_layout(plan: Plan) -> None:
+    """Following every part down to source ranges and composed pieces gives exactly the
+    ZIP layout: each local header, then the whole data, entry after entry; no filler."""
+    temps = {t.index: t for t in plan.temps()}
+    leaves = [leaf for part in plan.archive_parts()
+              for leaf in _source_leaves(plan, part.source, temps)]
+    leaves += _source_leaves(plan, Composed(plan.final.pieces, plan.final.directory_offset
+                                            - plan.final.offset), temps)
+    expected = []
+    for entry in plan.entries:
+        expected.append(("H", entry.index, 0, entry.header_size))
+        if entry.size:
+            expected.append(("D", entry.index, 0, entry.size))
+    assert _merge(leaves) == expected
 
 
-def _check_self_contained(plan: Plan, pieces, copies) -> None:
-    """Every entry whose local header is here has all its data here (pieces and copies),
-    and no data here belongs to an entry whose local header is elsewhere: the CRC-32 of
-    each local header can be found without another part's bytes."""
-    headers = [p.entry for p in pieces if isinstance(p, HeaderPiece)]
-    ranges: dict[int, list[tuple[int, int]]] = {i: [] for i in headers}
-    for piece in pieces:
-        if isinstance(piece, DataPiece):
-            assert piece.entry in ranges, f"data of entry {piece.entry} without its header"
-            ranges[piece.entry].append((piece.start, piece.end))
-    for copy in copies:
-        assert copy.entry == headers[-1], "copies of an entry other than the last header"
-        ranges[copy.entry].append((copy.start, copy.end))
-
-    for index, spans in ranges.items():
-        position = 0
-        for start, end in sorted(spans):
-            assert start == position, f"entry {index}: gap or overlap at {start}"
-            position = end
-        assert position == plan.entries[index].size, f"entry {index} is not whole"
+def check_no_big_object_byte_is_composed(plan: Plan) -> None:
+    """zero-stream: data of an object of copy_threshold or more is only ever copied."""
+    composed = [p.source for p in plan.all_parts() if isinstance(p.source, Composed)]
+    composed.append(Composed(plan.final.pieces, 0))
+    for source in composed:
+        for piece in source.pieces:
+            if isinstance(piece, DataPiece):
+                size = plan.entries[piece.entry].size
+                assert size < plan.settings.copy_threshold, f"entry {piece.entry} is streamed"
+    assert plan.read_bytes == sum(e.size for e in plan.entries
+                                  if e.size < plan.settings.copy_threshold)
 
 
-def check_units_are_self_contained(plan: Plan) -> None:
-    for batch in plan.batches:
-        for unit in batch.units:
-            _check_self_contained(plan, unit.upload.pieces, unit.copies)
-    _check_self_contained(plan, plan.final.pieces, ())
-
-
-def check_batches_partition_the_units(plan: Plan) -> None:
+def check_batches_are_self_contained(plan: Plan) -> None:
+    """A batch holds every temporary object its parts copy, and for every local header it
+    composes, the whole data of that entry: pieces in the same part, or copied ranges of the
+    batch, or probes. Nothing is in two batches."""
     assert 1 <= len(plan.batches) <= plan.settings.batch_count
     assert [b.index for b in plan.batches] == list(range(len(plan.batches)))
-
-    counts = Counter(p.number for p in _all_parts(plan))
-    assert all(count == 1 for count in counts.values()), "a part is in two batches"
-    assert set(counts) | {plan.final.number} == set(range(1, plan.part_count + 1))
-
-    numbers = [u.upload.number for b in plan.batches for u in b.units]
-    assert numbers == sorted(numbers), "batches do not take the units in order"
+    numbers = [p.number for p in plan.archive_parts()]
+    assert numbers == sorted(numbers), "batches do not take the parts in order"
+    owners = Counter(t.index for t in plan.temps())
+    assert all(count == 1 for count in owners.values()), "a temporary object in two batches"
 
     for batch in plan.batches:
-        touched = {p.entry for u in batch.units for p in u.upload.pieces}
-        touched |= {c.entry for u in batch.units for c in u.copies}
+        own = {t.index for t in batch.temps}
+        sources = [p.source for p in batch.parts] + [p.source for t in batch.temps
+                                                     for p in t.parts]
+        assert {s.temp for s in sources if isinstance(s, TempRange)} <= own
+        copied: dict[int, list[tuple[int, int]]] = {}
+        for source in sources + list(batch.probes):
+            if isinstance(source, SourceRange) and not source.filler:
+                copied.setdefault(source.entry, []).append((source.start, source.end))
+        for source in sources:
+            if not isinstance(source, Composed):
+                continue
+            here: dict[int, list[tuple[int, int]]] = {}
+            for piece in source.pieces:
+                if isinstance(piece, DataPiece):
+                    here.setdefault(piece.entry, []).append((piece.start, piece.end))
+            for piece in source.pieces:
+                if isinstance(piece, HeaderPiece):
+                    spans = sorted(set(here.get(piece.entry, []) + copied.get(piece.entry, [])))
+                    position = 0
+                    for start, end in spans:
+                        assert start == position, f"entry {piece.entry}: gap or overlap"
+                        position = end
+                    assert position == plan.entries[piece.entry].size, (
+                        f"batch {batch.index} cannot learn the CRC-32 of entry {piece.entry}")
+        touched = {s.entry for s in sources + list(batch.probes)
+                   if isinstance(s, SourceRange)}
+        touched |= {p.entry for s in sources if isinstance(s, Composed) for p in s.pieces}
         assert touched <= set(batch.entries), f"batch {batch.index} lacks entries it touches"
         for index, entry in batch.entries.items():
             assert entry == plan.entries[index]
-        assert batch.part_count == sum(1 + len(u.copies) for u in batch.units)
+
+    for piece in plan.final.pieces:  # the final part holds whole small entries only
+        if isinstance(piece, DataPiece):
+            assert (piece.start, piece.end) == (0, plan.entries[piece.entry].size)
 
 
 def check_plan(plan: Plan, expected: dict) -> None:
     check_layout_matches_the_zip_records(plan, expected)
     check_parts_obey_s3_rules(plan)
-    check_pieces_and_copies_sit_at_their_archive_offsets(plan)
-    check_units_are_self_contained(plan)
-    check_batches_partition_the_units(plan)
-    assert plan.copied_bytes + plan.uploaded_bytes == plan.archive_size
+    check_archive_bytes_follow_the_layout(plan)
+    check_batches_are_self_contained(plan)
+    if plan.settings.strategy == ZERO_STREAM:
+        check_no_big_object_byte_is_composed(plan)
     assert plan.copy_parts + plan.upload_parts == plan.part_count
 
 
@@ -279,11 +323,13 @@ def _count_event(count: int) -> str:
 
 
 @PROPERTY_SETTINGS
-@given(listings(min_count=0), st.integers(1, 8), st.sampled_from([5 * MiB, 8 * MiB, 32 * MiB]))
+@given(listings(min_count=0), st.integers(1, 8), st.sampled_from([5 * MiB, 8 * MiB, 32 * MiB]),
+       st.sampled_from(STRATEGIES))
 def test_plan_obeys_s3_part_rules_and_matches_the_zip_layout(listing, batch_count,
-                                                             upload_part_size):
+                                                             upload_part_size, strategy):
     prefix, objects = listing
-    plan_settings = PlanSettings(batch_count=batch_count, upload_part_size=upload_part_size)
+    plan_settings = PlanSettings(batch_count=batch_count, upload_part_size=upload_part_size,
+                                 strategy=strategy)
     event(_count_event(len(objects)))
     if not objects:
         with pytest.raises(SourceError, match="no objects to archive"):
@@ -299,6 +345,7 @@ def test_plan_obeys_s3_part_rules_and_matches_the_zip_layout(listing, batch_coun
 
     plan = build_plan(objects, BUCKET, prefix, plan_settings)
     event(f"zip64 {plan.zip64}")
+    event(f"{strategy}, temporary objects: {bool(plan.temps())}")
     check_plan(plan, expected)
 
 
@@ -334,36 +381,71 @@ def test_prefix_folder_marker_and_excluded_keys_are_skipped():
 
 
 def _part_sizes(plan: Plan) -> list[int]:
-    return [p.size for p in _all_parts(plan) if isinstance(p, UploadPart)]
+    return [p.size for p in plan.archive_parts() if isinstance(p.source, Composed)]
 
 
-def test_lower_max_parts_grows_upload_parts_until_the_plan_fits():
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_lower_max_parts_grows_upload_parts_until_the_plan_fits(strategy):
     objects = _objects("", [MiB + i for i in range(2000)], marker_share=1)
     expected = _expected_layout("", objects)
 
-    default = build_plan(objects, BUCKET, "")
+    default = build_plan(objects, BUCKET, "", PlanSettings(strategy=strategy))
     check_plan(default, expected)
     assert default.part_count > 200
 
-    small = build_plan(objects, BUCKET, "", PlanSettings(max_parts=20))
+    small = build_plan(objects, BUCKET, "", PlanSettings(max_parts=20, strategy=strategy))
     check_plan(small, expected)
     assert small.part_count <= 20
     assert max(_part_sizes(small)) > 8 * max(_part_sizes(default))
 
 
-def test_lower_max_parts_copies_fewer_objects_until_the_plan_fits():
+def test_head_stream_copies_fewer_objects_until_the_plan_fits():
     # 300 objects of 11 MiB: each is copied (two parts each) unless the copy threshold grows.
     objects = _objects("", [11 * MiB + i for i in range(300)], marker_share=1)
     expected = _expected_layout("", objects)
 
-    default = build_plan(objects, BUCKET, "")
+    default = build_plan(objects, BUCKET, "", PlanSettings(strategy=HEAD_STREAM))
     check_plan(default, expected)
     assert default.copy_parts == 300
 
-    small = build_plan(objects, BUCKET, "", PlanSettings(max_parts=50))
+    small = build_plan(objects, BUCKET, "", PlanSettings(max_parts=50, strategy=HEAD_STREAM))
     check_plan(small, expected)
     assert small.part_count <= 50
     assert small.copy_parts < default.copy_parts
+
+
+@pytest.mark.parametrize("batch_count", [1, 3])
+def test_zero_stream_assembles_group_objects_when_parts_exceed_max_parts(batch_count):
+    # 300 objects, a third of them big: far more than 50 parts, yet no byte is streamed.
+    sizes = [(5 * MiB + i * 4099) if i % 3 == 0 else 40_000 + i for i in range(300)]
+    objects = _objects("", sizes, marker_share=1)
+    settings_ = PlanSettings(max_parts=50, batch_count=batch_count)
+    plan = build_plan(objects, BUCKET, "", settings_)
+    check_plan(plan, _expected_layout("", objects))
+    assert plan.part_count <= 50
+    assert any(t.kind == "group" for t in plan.temps())
+    assert build_plan(objects, BUCKET, "").part_count > 50
+
+
+@FEWER_EXAMPLES
+@given(listings(max_count=3000), st.integers(3, 400), st.integers(1, 4))
+def test_zero_stream_fits_any_max_parts_or_says_why(listing, max_parts, batch_count):
+    prefix, objects = listing
+    plan_settings = PlanSettings(max_parts=max_parts, batch_count=batch_count)
+    expected = _expected_layout(prefix, objects)
+    assume(expected["archive_size"] <= plan_settings.max_archive_size)
+    try:
+        plan = build_plan(objects, BUCKET, prefix, plan_settings)
+    except PlanError as error:
+        assert "group objects" in str(error) or "central directory" in str(error), error
+        # Each group object is copied in ranges of at most 5 GiB: too many of them is the
+        # only reason to fail.
+        assert expected["archive_size"] // MAX_PART_SIZE + 2 > max_parts // 2 or \
+            batch_count * 2 >= max_parts, error
+        event("plan error")
+        return
+    event("fits")
+    check_plan(plan, expected)
 
 
 def _parts_at_full_growth(objects: list[SourceObject], plan_settings: PlanSettings) -> int:
@@ -379,12 +461,12 @@ def _parts_at_full_growth(objects: list[SourceObject], plan_settings: PlanSettin
 
 
 @FEWER_EXAMPLES
-@given(listings(max_count=3000), st.integers(2, 400))
-def test_any_max_parts_gives_a_plan_that_fits_or_plan_error_only_when_none_is_easy(
+@given(listings(max_count=3000), st.integers(3, 400))
+def test_head_stream_fits_any_max_parts_or_plan_error_only_when_none_is_easy(
     listing, max_parts
 ):
     prefix, objects = listing
-    plan_settings = PlanSettings(max_parts=max_parts)
+    plan_settings = PlanSettings(max_parts=max_parts, strategy=HEAD_STREAM)
     expected = _expected_layout(prefix, objects)
     try:
         plan = build_plan(objects, BUCKET, prefix, plan_settings)
@@ -409,7 +491,14 @@ def test_any_max_parts_gives_a_plan_that_fits_or_plan_error_only_when_none_is_ea
 def test_a_listing_that_cannot_fit_max_parts_raises_plan_error(sizes, max_parts):
     objects = _objects("", sizes, marker_share=1)
     with pytest.raises(PlanError, match=f"S3 allows {max_parts}"):
-        build_plan(objects, BUCKET, "", PlanSettings(max_parts=max_parts))
+        build_plan(objects, BUCKET, "", PlanSettings(max_parts=max_parts,
+                                                     strategy=HEAD_STREAM))
+
+
+def test_zero_stream_raises_plan_error_when_even_group_objects_need_too_many_parts():
+    objects = _objects("", [12 * GiB] * 3, marker_share=1)  # 36 GiB: over 7 ranges of 5 GiB
+    with pytest.raises(PlanError, match="group objects; S3 allows 4"):
+        build_plan(objects, BUCKET, "", PlanSettings(max_parts=4))
 
 
 def test_default_max_parts_is_s3s_ten_thousand():
@@ -428,17 +517,19 @@ def test_an_archive_over_the_object_limit_raises_plan_error():
     st.data(),
     st.sampled_from([8 * MiB, 256 * MiB, GiB, 3 * GiB, 4 * GiB, 4 * GiB + GiB // 2]),
     st.sampled_from([5 * MiB, 16 * MiB, 512 * MiB]),
+    st.sampled_from(STRATEGIES),
 )
 def test_custom_settings_give_a_plan_that_obeys_them_or_plan_error(
-    listing, data, max_upload_part_size, copy_threshold
+    listing, data, max_upload_part_size, copy_threshold, strategy
 ):
     prefix, objects = listing
     # Few parts for the listing, so that the planner must grow its parts.
-    max_parts = data.draw(st.integers(2, max(2, min(MAX_PARTS, 2 * len(objects) + 2))))
+    max_parts = data.draw(st.integers(3, max(3, min(MAX_PARTS, 2 * len(objects) + 2))))
     try:
         plan_settings = PlanSettings(
             max_parts=max_parts, upload_part_size=min(8 * MiB, max_upload_part_size),
-            max_upload_part_size=max_upload_part_size, copy_threshold=copy_threshold)
+            max_upload_part_size=max_upload_part_size, copy_threshold=copy_threshold,
+            strategy=strategy)
     except PlanError:
         assume(False)
     expected = _expected_layout(prefix, objects)
@@ -455,14 +546,16 @@ def test_custom_settings_give_a_plan_that_obeys_them_or_plan_error(
 def test_a_grown_copy_threshold_keeps_upload_parts_within_max_part_size():
     # With upload parts of up to 4 GiB, objects under a grown copy threshold join them; the
     # threshold may grow only as far as leaves such a part within S3's 5 GiB.
-    plan_settings = PlanSettings(max_parts=13, max_upload_part_size=4 * GiB)
+    plan_settings = PlanSettings(max_parts=13, max_upload_part_size=4 * GiB,
+                                 strategy=HEAD_STREAM)
     assert plan_settings.max_copy_threshold <= MAX_PART_SIZE - 4 * GiB
     objects = _objects("", [3 * GiB] * 6, marker_share=1)
     plan = build_plan(objects, BUCKET, "", plan_settings)
     check_plan(plan, _expected_layout("", objects))
 
     with pytest.raises(PlanError, match="S3 allows 4"):
-        build_plan(objects, BUCKET, "", PlanSettings(max_parts=4, max_upload_part_size=4 * GiB))
+        build_plan(objects, BUCKET, "", PlanSettings(max_parts=4, max_upload_part_size=4 * GiB,
+                                                     strategy=HEAD_STREAM))
 
 
 def test_default_settings_let_the_copy_threshold_grow_to_max_upload_part_size():
