@@ -7,7 +7,8 @@ The multi-GiB cases are marked `slow`; `make test` runs them (deselect with -m '
 import random
 import struct
 import zlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,16 @@ import pytest
 
 from s3zip_dagster.core.limits import GiB, KiB, MiB
 from s3zip_dagster.core.localstore import write_archive
-from s3zip_dagster.core.plan import Entry, Plan, PlanSettings, SourceObject, build_plan
+from s3zip_dagster.core.plan import (
+    STRATEGIES,
+    ZERO_STREAM,
+    Entry,
+    Plan,
+    PlanSettings,
+    SourceObject,
+    SourceRange,
+    build_plan,
+)
 
 from .readers import check_with_all_readers
 
@@ -292,16 +302,22 @@ SCALED_DOWN = PlanSettings(
     max_upload_part_size=512 * KiB, copy_threshold=64 * KiB, batch_count=3)
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("give_copy_crc", [True, False], ids=["copy-crc", "no-copy-crc"])
 @pytest.mark.parametrize("plan_settings", [PlanSettings(), SCALED_DOWN],
                          ids=["s3-parts", "scaled-parts"])
 def test_small_mixed_archive_is_read_by_every_reader_without_zip64(
-    archive_path, java_classes, plan_settings, give_copy_crc
+    archive_path, java_classes, plan_settings, give_copy_crc, strategy
 ):
+    plan_settings = replace(plan_settings, strategy=strategy)
     plan = build_plan(objects_of(SMALL_SIZES), "bkt", "", plan_settings)
     assert plan.copy_parts >= 2
-    if plan_settings is SCALED_DOWN:
-        assert max(len(u.copies) for b in plan.batches for u in b.units) >= 3
+    if strategy == ZERO_STREAM:
+        assert plan.temps(), "boundaries between big objects need temporary objects"
+    if plan_settings.min_part_size == SCALED_DOWN.min_part_size:
+        ranges = Counter(p.source.entry for p in plan.all_parts()
+                         if isinstance(p.source, SourceRange) and not p.source.filler)
+        assert max(ranges.values()) >= 3
 
     expected = write_and_read(plan, archive_path, java_classes, give_copy_crc)
     assert set(expected) == set(SMALL_SIZES)
