@@ -144,5 +144,7 @@ def fetch_and_check(client, bucket: str, key: str, report: ArchiveReport, tmp_pa
 def assert_nothing_written(client, bucket: str) -> None:
     """The destination bucket holds no object (so no temporary object either) and no
     multipart upload."""
-    assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
-    assert no_uploads_left(client, bucket)
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [], f"objects written to s3://{bucket}: {keys}"
+    uploads = uploads_left(client, bucket)
+    assert uploads == [], f"multipart uploads left in s3://{bucket}: {uploads}"
