@@ -1,5 +1,6 @@
 """Shared steps of the end-to-end tests: put source objects, fetch and check an archive,
-and prove that a failed run left nothing behind in the destination bucket."""
+read a plan's parts back as keys, and prove that a run left nothing behind in the
+destination bucket: no multipart upload and no temporary object under the scratch prefix."""
 
 import base64
 import random
@@ -7,11 +8,19 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from s3zip_dagster.core.plan import (
+    DEFAULT_SCRATCH_PREFIX,
+    Composed,
+    DataPiece,
+    Plan,
+    SourceRange,
+)
 from s3zip_dagster.core.runner import ArchiveReport
 
 from .readers import check_with_all_readers
 
 UPLOAD_THREADS = 16
+_CRC_CHUNK = 1 << 24
 
 
 def payload(size: int, seed: int | str) -> bytes:
@@ -42,37 +51,100 @@ def s3_crc32(value: str) -> int:
     return int.from_bytes(raw, "big")
 
 
+def file_crc32(path: Path) -> int:
+    """The CRC-32 of a file, read in chunks: archives of several GiB stay out of memory."""
+    crc = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CRC_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+# What a plan does with each source object.
+
+def source_ranges(plan: Plan) -> list[SourceRange]:
+    """Every range of a source object that S3 copies into the archive or into a temporary
+    object, fillers left out (their bytes never reach the archive)."""
+    return [p.source for p in plan.all_parts()
+            if isinstance(p.source, SourceRange) and not p.source.filler]
+
+
+def copied_keys(plan: Plan) -> set[str]:
+    """Keys of the source objects whose data S3 copies (into the archive or a temporary
+    object)."""
+    return {plan.entries[r.entry].key for r in source_ranges(plan)}
+
+
+def read_keys(plan: Plan) -> set[str]:
+    """Keys of the source objects a worker reads, in whole or in part, to compose parts."""
+    pieces = [piece for p in plan.all_parts() if isinstance(p.source, Composed)
+              for piece in p.source.pieces]
+    return {plan.entries[p.entry].key for p in [*pieces, *plan.final.pieces]
+            if isinstance(p, DataPiece)}
+
+
+def temp_kinds(plan: Plan) -> list[str]:
+    return [t.kind for t in plan.temps()]
+
+
+# What a run leaves in the destination bucket.
+
+def uploads_left(client, bucket: str) -> list[str]:
+    """Keys of the multipart uploads still in progress in the bucket."""
+    pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket)
+    return [u["Key"] for page in pages for u in page.get("Uploads", [])]
+
+
 def no_uploads_left(client, bucket: str) -> bool:
-    return not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    return not uploads_left(client, bucket)
+
+
+def scratch_objects(client, bucket: str, prefix: str = DEFAULT_SCRATCH_PREFIX) -> list[str]:
+    """Keys of the objects under the scratch prefix: temporary objects left behind."""
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def assert_no_leftovers(client, bucket: str) -> None:
+    """No multipart upload (archive, temporary object or CRC probe) and no temporary
+    object in the bucket."""
+    uploads = uploads_left(client, bucket)
+    assert uploads == [], f"multipart uploads left in s3://{bucket}: {uploads}"
+    temps = scratch_objects(client, bucket)
+    assert temps == [], f"temporary objects left in s3://{bucket}: {temps}"
 
 
 def fetch_and_check(client, bucket: str, key: str, report: ArchiveReport, tmp_path: Path,
                     java_classes: Path, expected: dict[str, tuple[int, int]]) -> Path:
     """Download the archive and check it every way the project promises:
 
-    - every ZIP reader accepts it and sees exactly `expected`;
+    - every ZIP reader accepts it and sees exactly `expected`, entry by entry: name, size
+      and the CRC-32 of the source object's bytes;
     - the CRC-32 of the downloaded bytes is the one the run computed and the one S3 keeps
       as the object's full-object checksum;
-    - its size is the planned size, and no multipart upload is left in the bucket.
+    - its size is the planned size; no multipart upload and no temporary object is left.
     """
     path = tmp_path / "archive.zip"
     client.download_file(bucket, key, str(path))
     check_with_all_readers(path, java_classes, expected)
 
-    data = path.read_bytes()
-    assert len(data) == report.plan.archive_size
-    assert zlib.crc32(data) == report.archive_crc
+    size = path.stat().st_size
+    assert size == report.plan.archive_size
+    assert file_crc32(path) == report.archive_crc
 
     head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     assert head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT", head
     assert s3_crc32(head["ChecksumCRC32"]) == report.archive_crc
-    assert head["ContentLength"] == len(data)
+    assert head["ContentLength"] == size
 
-    assert no_uploads_left(client, bucket)
+    assert_no_leftovers(client, bucket)
     return path
 
 
 def assert_nothing_written(client, bucket: str) -> None:
-    """The destination bucket holds no object and no multipart upload."""
-    assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
-    assert no_uploads_left(client, bucket)
+    """The destination bucket holds no object (so no temporary object either) and no
+    multipart upload."""
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [], f"objects written to s3://{bucket}: {keys}"
+    uploads = uploads_left(client, bucket)
+    assert uploads == [], f"multipart uploads left in s3://{bucket}: {uploads}"

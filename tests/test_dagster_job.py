@@ -20,11 +20,13 @@ from dagster_aws.s3 import S3Resource
 from s3zip_dagster import assets
 from s3zip_dagster.core.errors import SourceChangedError
 from s3zip_dagster.core.limits import MiB
+from s3zip_dagster.core.plan import DEFAULT_SCRATCH_PREFIX, STRATEGIES, ZERO_STREAM
 from s3zip_dagster.dagster_home import dagster_environment, prepare_dagster_home
 from s3zip_dagster.definitions import ZIP_JOB_NAME
 from s3zip_dagster.local_s3 import ACCESS_KEY, REGION, SECRET_KEY
 from s3zip_dagster.resources import ArchiveRequest
 
+from .injection import failing_store
 from .readers import check_with_all_readers
 
 ROOT = Path(__file__).resolve().parents[1]  # the worktree: its package is the one imported
@@ -40,8 +42,10 @@ CLI_TIMEOUT = 300
 def mixed_objects() -> dict[str, bytes]:
     """Small objects, two big objects, non-ASCII names, an empty object and a folder marker.
 
-    Each big object leaves more than 5 MiB to copy after the head that completes the upload
-    part before it, so each becomes a unit of its own: two units, two batches."""
+    Under zero-stream each big object starts a block of its own: the first reaches the
+    archive through a lead object (built on a lead-base), the second after a tail object
+    that carries the end of the first. Two blocks, two batches; the first batch probes the
+    CRC-32 of the range the second copies into its tail."""
     rng = random.Random(7)
     return {
         f"{PREFIX}a-small.txt": b"small\n",
@@ -197,7 +201,9 @@ def test_cli_job_builds_the_archive_with_few_multiprocess_steps(
     assert view.status == DagsterRunStatus.SUCCESS
     plan = view.metadata("zip_plan")
     assert plan["batches"] == BATCHES
-    assert plan["copy_parts"] == 2
+    assert plan["strategy"] == "zero-stream"
+    assert plan["copy_parts"] == 3 and plan["temporary_objects"] == 3
+    assert plan["bytes_through_workers"] < 32 * 1024, "no byte of a big object"
     meta = view.metadata("archive")
     assert meta["url"] == f"s3://{destination}/{KEY}"
     assert meta["entries"] == len(objects)
@@ -212,6 +218,7 @@ def test_cli_job_builds_the_archive_with_few_multiprocess_steps(
         f"archive.run_archive_batch[batch_{i}]" for i in range(BATCHES)]
     assert len(view.step_pids()) == len(steps), "each step should run in its own process"
     assert_no_upload_in_progress(s3_client, destination)
+    assert_no_temporary_object(s3_client, destination)
 
 
 def assert_no_upload_in_progress(s3_client, destination: str) -> None:
@@ -219,27 +226,35 @@ def assert_no_upload_in_progress(s3_client, destination: str) -> None:
     assert uploads == [], uploads
 
 
-def local_resources(local_s3, source: str, destination: str) -> dict:
+def assert_no_temporary_object(s3_client, destination: str) -> None:
+    listed = s3_client.list_objects_v2(Bucket=destination, Prefix=DEFAULT_SCRATCH_PREFIX)
+    assert listed.get("KeyCount") == 0, [o["Key"] for o in listed.get("Contents", [])]
+
+
+def local_resources(local_s3, source: str, destination: str, **extra) -> dict:
     return {
         "s3": S3Resource(endpoint_url=local_s3.endpoint_url, region_name=REGION,
                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY),
-        "archive_request": ArchiveRequest(**request_config(source, destination)),
+        "archive_request": ArchiveRequest(**request_config(source, destination, **extra)),
     }
 
 
 ALL_ASSETS = [assets.source_listing, assets.zip_plan, assets.archive]
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_in_process_materialization_builds_the_archive(
-        local_s3, s3_client, mixed_source, tmp_path, java_classes):
+        local_s3, s3_client, mixed_source, tmp_path, java_classes, strategy):
     source, destination, objects = mixed_source
 
     with DagsterInstance.ephemeral() as instance:
         result = materialize(ALL_ASSETS, instance=instance,
-                             resources=local_resources(local_s3, source, destination))
+                             resources=local_resources(local_s3, source, destination,
+                                                       strategy=strategy))
         assert result.success
         summary = result.output_for_node("archive")
         view = RunView(instance, result.run_id)
+        plan = view.metadata("zip_plan")
 
     data = check_archive(s3_client, destination, objects, tmp_path, java_classes)
     assert summary.url == f"s3://{destination}/{KEY}"
@@ -248,7 +263,10 @@ def test_in_process_materialization_builds_the_archive(
     assert summary.parts == archive_part_count(s3_client, destination)
     assert len(view.started_steps()) == FIXED_STEPS + BATCHES
     assert view.step_pids() == {os.getpid()}
+    assert plan["strategy"] == strategy
+    assert (plan["temporary_objects"] > 0) == (strategy == ZERO_STREAM)
     assert_no_upload_in_progress(s3_client, destination)
+    assert_no_temporary_object(s3_client, destination)
 
 
 def test_definitions_validate_through_the_cli(local_s3, tmp_path):
@@ -360,7 +378,7 @@ def test_cli_run_config_selects_the_in_process_executor_and_steps_do_not_grow(
 def test_cli_batch_failure_in_a_worker_process_aborts_the_upload(
         local_s3, s3_client, mixed_source, tmp_path):
     source, destination, _ = mixed_source
-    deleted = f"{PREFIX}b-big.bin"  # copied by S3 in the first batch
+    deleted = f"{PREFIX}g-bigger.bin"  # copied by S3 in the second batch only
     home = prepare_dagster_home(tmp_path / "dagster_home")
     config = str(write_run_config(tmp_path / "run.yaml", source, destination))
     planned = run_cli(["asset", "materialize", "-m", MODULE, "--select",
@@ -377,11 +395,47 @@ def test_cli_batch_failure_in_a_worker_process_aborts_the_upload(
     assert view.status == DagsterRunStatus.FAILURE
     assert len(view.step_pids()) == len(view.started_steps()), "multiprocess executor"
     failures = view.failures()
-    assert "archive.run_archive_batch[batch_0]" in failures
-    message = failures["archive.run_archive_batch[batch_0]"]
+    failed = "archive.run_archive_batch[batch_1]"
+    assert failed in failures
+    message = failures[failed]
     assert f"s3://{source}/{deleted} changed or was deleted after it was listed" in message
-    for step, other in failures.items():  # a batch still running when batch 0 aborted
-        if step != "archive.run_archive_batch[batch_0]":
+    for step, other in failures.items():  # a batch still running when batch 1 aborted
+        if step != failed:
             assert "no longer exists" in other and source not in other, other
+    assert "archive.complete_archive" not in view.started_steps()
+    assert_nothing_left(s3_client, destination)
+
+
+def test_failure_among_temporary_objects_in_process_leaves_no_upload_and_no_temporary_object(
+        local_s3, s3_client, mixed_source, monkeypatch):
+    # Each batch step makes its own store, whose second completion of a temporary object
+    # fails: the first batch fails with its lead-base completed, its lead begun and its
+    # probe made; the second begins its tail, then finds the archive's upload aborted at
+    # its first copy into the archive.
+    source, destination, _ = mixed_source
+    stores: list = []
+    store_class = failing_store("complete_temp", 1)
+
+    def make_store(*args, **kwargs):
+        stores.append(store_class(*args, **kwargs))
+        return stores[-1]
+
+    monkeypatch.setattr(assets, "S3PartStore", make_store)
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(ALL_ASSETS, instance=instance, raise_on_error=False,
+                             resources=local_resources(local_s3, source, destination))
+        view = RunView(instance, result.run_id)
+
+    assert not result.success
+    assert view.status == DagsterRunStatus.FAILURE
+    failures = view.failures()
+    assert sorted(failures) == [f"archive.run_archive_batch[batch_{i}]" for i in range(2)]
+    first, second = (failures[f"archive.run_archive_batch[batch_{i}]"] for i in range(2))
+    assert "InjectedFailure" in first and "injected failure in complete_temp" in first
+    assert "no longer exists" in second and source not in second
+    batch_stores = [s for s in stores if s.begun]
+    assert [(sorted(s.begun), s.completed) for s in batch_stores] == [([0, 1], [0]), ([2], [])]
+    assert batch_stores[0].probes == 1
     assert "archive.complete_archive" not in view.started_steps()
     assert_nothing_left(s3_client, destination)

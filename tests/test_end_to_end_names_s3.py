@@ -6,10 +6,17 @@ import subprocess
 import zipfile
 
 from s3zip_dagster.core.limits import KiB, MiB
-from s3zip_dagster.core.plan import NamingOptions, PlanSettings
+from s3zip_dagster.core.plan import DEFAULT_SCRATCH_PREFIX, NamingOptions, PlanSettings
 from s3zip_dagster.core.runner import build_archive
 
-from .archive_checks import expected_entries, fetch_and_check, payload, put_objects
+from .archive_checks import (
+    copied_keys,
+    expected_entries,
+    fetch_and_check,
+    payload,
+    put_objects,
+    scratch_objects,
+)
 
 THREE_BATCHES = PlanSettings(batch_count=3, upload_part_size=5 * MiB)
 
@@ -34,9 +41,9 @@ def test_unusual_characters_in_keys_survive_reads_and_server_side_copies(
 
     report = build_archive(s3_client, source, "p/", destination, "out.zip", THREE_BATCHES)
 
-    copied = {report.plan.entries[c.entry].key for b in report.plan.batches for u in b.units
-              for c in u.copies}
-    assert copied == {"p/big +%?#ü中 😀.bin", "p/big space/ü/中?#.bin"}
+    # Copied straight into the archive and into temporary objects (a lead, a tail).
+    assert copied_keys(report.plan) == {"p/big +%?#ü中 😀.bin", "p/big space/ü/中?#.bin"}
+    assert report.plan.temps()
     path = fetch_and_check(s3_client, destination, "out.zip", report, tmp_path, java_classes,
                            expected_entries(objects, "p/"))
     with zipfile.ZipFile(path) as archive:
@@ -161,3 +168,23 @@ def test_an_archive_written_inside_its_own_source_prefix_leaves_itself_out(
     assert again.plan.skipped_keys == ["p/archive.zip"]
     fetch_and_check(s3_client, bucket, "p/archive.zip", again, tmp_path, java_classes,
                     expected)
+
+
+def test_an_archive_of_a_whole_bucket_leaves_out_its_scratch_folder(
+        s3_client, bucket_pair, tmp_path, java_classes):
+    # The bucket is the source and the destination: temporary objects of this run and of
+    # a run killed earlier sit under the scratch prefix, which is never archived. The
+    # killed run's leftover is not this run's to delete: the cleanup job removes it.
+    bucket = bucket_pair[0]
+    objects = {"a.txt": b"a\n", "b.bin": payload(11 * MiB, "b"), "c/d.txt": b"d\n"}
+    leftover = f"{DEFAULT_SCRATCH_PREFIX}killed-run/tail-000001"
+    put_objects(s3_client, bucket, {**objects, leftover: b"left by a killed run"})
+
+    report = build_archive(s3_client, bucket, "", bucket, "all.zip")
+
+    assert report.plan.temps(), "this run made temporary objects in the same bucket"
+    assert report.plan.scratch_prefix.startswith(DEFAULT_SCRATCH_PREFIX)
+    assert scratch_objects(s3_client, bucket) == [leftover]
+    s3_client.delete_object(Bucket=bucket, Key=leftover)
+    fetch_and_check(s3_client, bucket, "all.zip", report, tmp_path, java_classes,
+                    expected_entries(objects))

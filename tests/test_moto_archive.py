@@ -1,6 +1,7 @@
 """Archives on moto, an S3 whose UploadPartCopy answers no CopyPartResult checksum: the
 CRC-32 of each copied range then comes from the source's full-object CRC-32 or from
-reading the range, never from a composite checksum, and the archive stays correct.
+reading the range, never from a composite checksum, and the archive stays correct under
+both strategies (the ranges zero-stream copies into temporary objects included).
 
 moto builds the completed object in memory and keeps its full-object CRC-32, so the
 archive is downloaded and checked as on SeaweedFS."""
@@ -11,7 +12,7 @@ import zlib
 import pytest
 
 from s3zip_dagster.core.limits import MiB
-from s3zip_dagster.core.plan import PlanSettings
+from s3zip_dagster.core.plan import STRATEGIES, Plan, PlanSettings, SourceRange
 from s3zip_dagster.core.runner import build_archive
 
 from .archive_checks import expected_entries, fetch_and_check, payload, put_objects
@@ -28,22 +29,38 @@ def _crc_read_bytes(report) -> int:
     return sum(result.crc_read_bytes for result in report.results)
 
 
+def _copied_ranges(plan: Plan) -> list[set[tuple[int, int, int]]]:
+    """Per batch, the distinct source ranges S3 copies (fillers and probes included): the
+    ranges whose CRC-32 the batch must learn."""
+    batches = []
+    for batch in plan.batches:
+        sources = [p.source for p in batch.parts] + [p.source for t in batch.temps
+                                                     for p in t.parts] + batch.probes
+        batches.append({(s.entry, s.start, s.end) for s in sources
+                        if isinstance(s, SourceRange)})
+    return batches
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_without_copy_checksums_every_copied_range_is_read_for_its_crc(
-        moto_buckets, tmp_path, java_classes):
+        moto_buckets, tmp_path, java_classes, strategy):
     objects = {
         "p/a.txt": b"small\n", "p/b-big.bin": payload(11 * MiB, "b"),
-        "p/c.txt": payload(200_000, "c"), "p/d-huge.bin": payload(23 * MiB + 5, "d"),
+        "p/c.txt": payload(200_000, "c"), "p/d-huge.bin": payload(40 * MiB + 5, "d"),
         "p/e-empty": b"", "p/f.txt": b"last\n",
     }
+    # Plain PUTs: moto keeps no full-object CRC-32 of these, so every range is read.
     put_objects(moto_buckets, "src", objects)
-    # Parts of at most 10 MiB stand in for S3's 5 GiB: the huge object is copied in ranges.
-    settings = PlanSettings(max_part_size=10 * MiB, upload_part_size=5 * MiB,
-                            max_upload_part_size=5 * MiB, batch_count=3)
+    # Parts of at most 15 MiB stand in for S3's 5 GiB: the huge object is copied in ranges.
+    settings = PlanSettings(max_part_size=15 * MiB, upload_part_size=5 * MiB,
+                            max_upload_part_size=5 * MiB, batch_count=3, strategy=strategy)
 
     report = build_archive(moto_buckets, "src", "p/", "dst", "out.zip", settings)
 
-    assert report.plan.copy_parts == 3  # one range of b-big.bin, two of d-huge.bin
-    assert _crc_read_bytes(report) == report.plan.copied_bytes
+    huge = [r for r in _copied_ranges(report.plan)[-1] if r[0] == 3]
+    assert len(huge) >= 3
+    assert _crc_read_bytes(report) == sum(end - start for ranges in _copied_ranges(report.plan)
+                                          for _, start, end in ranges)
     fetch_and_check(moto_buckets, "dst", "out.zip", report, tmp_path, java_classes,
                     expected_entries(objects, "p/"))
 
@@ -66,9 +83,15 @@ def _put_multipart(client, key: str, parts: list[bytes], checksum_type: str) -> 
                                      MultipartUpload={"Parts": done}, **whole)
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("checksum_type", ["FULL_OBJECT", "COMPOSITE"])
-def test_only_a_full_object_source_crc_spares_reading_the_copied_range(
-        moto_buckets, tmp_path, java_classes, checksum_type):
+def test_only_a_full_object_source_crc_spares_reading_the_last_copied_range(
+        moto_buckets, tmp_path, java_classes, checksum_type, strategy):
+    # The big object's head reaches the archive in the part of its local header: read by
+    # a worker (head-stream) or copied through a lead object (zero-stream, whose head and
+    # filler ranges are then read for their CRC-32). The rest is one range copied straight
+    # into the archive: with a full-object CRC-32 its CRC comes from the head's and the
+    # whole object's, without reading it.
     parts = [payload(6 * MiB, "one"), payload(5 * MiB + 11, "two")]
     _put_multipart(moto_buckets, "p/b-big.bin", parts, checksum_type)
     objects = {"p/a.txt": b"before\n", "p/b-big.bin": b"".join(parts), "p/c.txt": b"after\n"}
@@ -76,11 +99,16 @@ def test_only_a_full_object_source_crc_spares_reading_the_copied_range(
     head = moto_buckets.head_object(Bucket="src", Key="p/b-big.bin", ChecksumMode="ENABLED")
     assert head["ChecksumType"] == checksum_type
 
-    report = build_archive(moto_buckets, "src", "p/", "dst", "out.zip")
+    report = build_archive(moto_buckets, "src", "p/", "dst", "out.zip",
+                           PlanSettings(strategy=strategy))
 
-    assert report.plan.copy_parts == 1
+    size = len(objects["p/b-big.bin"])
+    (ranges,) = _copied_ranges(report.plan)
+    (rest,) = [r for r in ranges if r[2] == size and r[1] > 0]
+    assert report.plan.copy_parts == (1 if strategy == "head-stream" else 2)
     assert report.requests["HeadObject"] == 1
-    read_for_crc = 0 if checksum_type == "FULL_OBJECT" else report.plan.copied_bytes
-    assert _crc_read_bytes(report) == read_for_crc
+    copied = sum(end - start for _, start, end in ranges)
+    spared = rest[2] - rest[1] if checksum_type == "FULL_OBJECT" else 0
+    assert _crc_read_bytes(report) == copied - spared
     fetch_and_check(moto_buckets, "dst", "out.zip", report, tmp_path, java_classes,
                     expected_entries(objects, "p/"))

@@ -5,6 +5,7 @@ import zlib
 from s3zip_dagster.core.limits import MiB
 from s3zip_dagster.core.runner import build_archive
 
+from .archive_checks import assert_no_leftovers
 from .readers import check_with_all_readers
 
 
@@ -30,4 +31,4 @@ def test_mixed_prefix_becomes_a_valid_archive(local_s3, s3_client, bucket_pair, 
     expected = {k[2:]: (len(v), zlib.crc32(v)) for k, v in objects.items()}
     check_with_all_readers(path, java_classes, expected)
     assert zlib.crc32(path.read_bytes()) == report.archive_crc
-    assert not s3_client.list_multipart_uploads(Bucket=destination).get("Uploads")
+    assert_no_leftovers(s3_client, destination)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from . import zipformat
-from .crc import RunningCrc
+from .crc import RunningCrc, crc32_of_tail
 from .errors import IntegrityError
 from .model import (
     Batch,
@@ -245,6 +245,9 @@ class _BatchRun:
         self.entry_crcs: dict[int, int] = {}
         self.begun: set[int] = set()
         self.completed: set[int] = set()
+        # entry -> (start, whole-object CRC-32): the CRC of its last range [start, size)
+        # comes from the whole object's once the CRC of [0, start) is known (phase 3)
+        self.from_whole: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def _parallel(self, tasks: list[Callable[[], T]]) -> list[T]:
@@ -308,23 +311,47 @@ class _BatchRun:
                 known[(source.entry, source.start, source.end)] = crc  # type: ignore[union-attr]
 
         wanted = {(s.entry, s.start, s.end) for s in sources}  # type: ignore[union-attr]
-        if wanted - known.keys():
-            self._fill_missing(wanted - known.keys(), known)
+        missing = wanted - known.keys()
+        if missing:
+            missing -= self._last_ranges_from_whole(missing)
+            self._fill_missing(missing, known)
 
         for target, part in jobs:
             key = (target.index if target else None, part.number)
             source = part.source
             assert isinstance(source, SourceRange)
-            self.done[key] = replace(self.done[key],
-                                     crc=known[(source.entry, source.start, source.end)])
+            if (source.entry, source.start, source.end) in known:
+                self.done[key] = replace(self.done[key],
+                                         crc=known[(source.entry, source.start, source.end)])
         for source in sources:
             assert isinstance(source, SourceRange)
-            if source.filler:
+            if source.filler or (source.entry, source.start, source.end) not in known:
                 continue
             ranges = self.range_crcs.setdefault(source.entry, [])
             crc = known[(source.entry, source.start, source.end)]
             if (source.start, source.end, crc) not in ranges:
                 ranges.append((source.start, source.end, crc))
+
+    def _last_ranges_from_whole(self, missing: set[tuple[int, int, int]]
+                                ) -> set[tuple[int, int, int]]:
+        """Missing ranges [start, size) > 0 of entries whose local header this batch composes
+        and whose object keeps a full-object CRC-32 (DESIGN: CRC sources): their CRC comes
+        from the whole object's and that of [0, start), known once the header is composed,
+        instead of from reading them. Returns the ranges so settled."""
+        last = {e: (e, start, end) for e, start, end in missing
+                if start > 0 and end == self.batch.entries[e].size and e in self.batch.headers}
+
+        def ask(entry_index: int) -> Callable[[], tuple[int, int | None]]:
+            def task() -> tuple[int, int | None]:
+                return entry_index, self.store.whole_object_crc(self.batch.entries[entry_index])
+            return task
+
+        settled = set()
+        for entry_index, whole in self._parallel([ask(e) for e in sorted(last)]):
+            if whole is not None:
+                self.from_whole[entry_index] = (last[entry_index][1], whole)
+                settled.add(last[entry_index])
+        return settled
 
     def _fill_missing(self, missing: set[tuple[int, int, int]],
                       known: dict[tuple[int, int, int], int]) -> None:
@@ -349,7 +376,32 @@ class _BatchRun:
     # Phase 3: upload parts, composed once the CRC-32 of every big entry is known.
 
     def crc_of_entry(self, entry: Entry, read_here: list[tuple[int, int, int]]) -> int:
-        return _combine(entry, self.range_crcs.get(entry.index, []) + read_here)
+        ranges = self.range_crcs.get(entry.index, []) + read_here
+        if entry.index in self.from_whole:
+            start, whole = self.from_whole[entry.index]
+            head = _combine(replace(entry, size=start), [r for r in ranges if r[1] <= start])
+            last = (start, entry.size, crc32_of_tail(head, whole, entry.size - start))
+            with self._lock:
+                self.range_crcs.setdefault(entry.index, []).append(last)
+            ranges.append(last)
+        return _combine(entry, ranges)
+
+    def settle_ranges_from_whole(self) -> None:
+        """Give the copies of ranges settled from a whole-object CRC-32 their CRC, now that
+        composing the local headers has computed it."""
+        derived = {(e, start, end): crc for e in self.from_whole
+                   for start, end, crc in self.range_crcs.get(e, [])}
+        for target, part in self._all_parts():
+            source = part.source
+            if not isinstance(source, SourceRange) or source.entry not in self.from_whole:
+                continue
+            key = (target.index if target else None, part.number)
+            if self.done[key].crc < 0:
+                crc = derived.get((source.entry, source.start, source.end))
+                if crc is None:
+                    raise IntegrityError(f"no CRC-32 for the copy of {source} in part "
+                                         f"{part.number}")
+                self.done[key] = replace(self.done[key], crc=crc)
 
     def upload_composed(self) -> None:
         jobs = [(t, p) for t, p in self._all_parts() if isinstance(p.source, Composed)]
@@ -457,6 +509,7 @@ def run_batch(store: PartStore, batch: Batch, threads: int) -> BatchResult:
         run.begin_temps()
         run.copy_sources()
         run.upload_composed()
+        run.settle_ranges_from_whole()
         run.complete_temps()
         run.copy_temp_ranges(None)
         run.discard_temps()
