@@ -35,7 +35,7 @@ dev: $(STAMP)
 
 test: $(STAMP) tools
 	$(BIN)/ruff check s3zip_dagster tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --basetemp=.local/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check s3zip_dagster tests

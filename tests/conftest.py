@@ -30,14 +30,29 @@ def s3_client(local_s3):
     return local_s3.client()
 
 
+def _delete_bucket(client, bucket: str) -> None:
+    """Empty and delete a test bucket: SeaweedFS gives each bucket volumes of its own, and a
+    session that kept them all would run out."""
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
+                                          UploadId=upload["UploadId"])
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+
 @pytest.fixture
 def bucket_pair(s3_client):
-    """A fresh source bucket and a fresh destination bucket."""
+    """A fresh source bucket and a fresh destination bucket, deleted after the test."""
     suffix = uuid.uuid4().hex[:10]
     source, destination = f"src-{suffix}", f"dst-{suffix}"
     s3_client.create_bucket(Bucket=source)
     s3_client.create_bucket(Bucket=destination)
-    return source, destination
+    yield source, destination
+    for bucket in (source, destination):
+        _delete_bucket(s3_client, bucket)
 
 
 @pytest.fixture

@@ -438,10 +438,13 @@ def test_zero_stream_fits_any_max_parts_or_says_why(listing, max_parts, batch_co
         plan = build_plan(objects, BUCKET, prefix, plan_settings)
     except PlanError as error:
         assert "group objects" in str(error) or "central directory" in str(error), error
-        # Each group object is copied in ranges of at most 5 GiB: too many of them is the
-        # only reason to fail.
-        assert expected["archive_size"] // MAX_PART_SIZE + 2 > max_parts // 2 or \
-            batch_count * 2 >= max_parts, error
+        # Grouping gives each batch groups of at most max_parts parts, copied in ranges of at
+        # most 5 GiB: failing is right only when those alone are too many.
+        ungrouped = build_plan(objects, BUCKET, prefix, PlanSettings(
+            upload_part_size=plan_settings.max_upload_part_size, batch_count=batch_count))
+        groups_at_least = -(-(ungrouped.part_count - 1) // max_parts)
+        ranges_at_least = expected["archive_size"] // MAX_PART_SIZE
+        assert max(groups_at_least, ranges_at_least) + batch_count + 1 > max_parts, error
         event("plan error")
         return
     event("fits")
