@@ -36,14 +36,17 @@ from .model import (
 )
 
 
-@dataclass
 class Block:
-    """Unnumbered archive parts; `header` is the big entry whose local header ends the
-    block's composed bytes, None for a block of small entries only."""
+    """Unnumbered archive parts and the temporary objects they copy. `headers` are the big
+    entries whose local headers the block composes; their data is copied in this block or
+    the next ones."""
 
-    header: int | None
-    parts: list[PartSource] = field(default_factory=list)
-    temps: list[int] = field(default_factory=list)  # indices into Cut.temps
+    __slots__ = ("headers", "parts", "temps")
+
+    def __init__(self, header: int | None) -> None:
+        self.headers: list[int] = [] if header is None else [header]
+        self.parts: list[PartSource] = []
+        self.temps: list[int] = []  # indices into Cut.temps
 
 
 @dataclass
@@ -157,6 +160,11 @@ def cut_zero_stream(entries: list[Entry], settings: PlanSettings, upload_part_si
     previous: Entry | None = None
     previous_from = 0  # where the previous big object's bytes not yet placed begin
 
+    # A lead that took a whole object (under twice the minimum) left nothing of it to lend
+    # the next boundary a tail; it takes that boundary's composed bytes as its last part
+    # instead: (lead index, its block, its archive part's index in the block).
+    open_lead: tuple[int, Block, int] | None = None
+
     for entry in entries:
         gap.append(HeaderPiece(entry.index))
         gap_size += entry.header_size
@@ -176,6 +184,15 @@ def cut_zero_stream(entries: list[Entry], settings: PlanSettings, upload_part_si
                 cut.open_block(None).parts.append(chunk)
             cut.open_block(entry.index).parts.append(last)
             start = 0
+        elif open_lead is not None:
+            lead, block, at = open_lead
+            cut.temps[lead].parts.append(Composed(tuple(gap), gap_size))
+            old = block.parts[at]
+            assert isinstance(old, TempRange)
+            block.parts[at] = TempRange(lead, old.start, old.end + gap_size)
+            block.headers.append(entry.index)
+            cut.open_block(None)  # the entry's own copies follow in a block of their own
+            start = 0
         elif previous is not None and left >= minimum:
             tail = left if left < 2 * minimum else minimum
             _copy_direct(cut, previous, previous_from, previous.size - tail, settings)
@@ -190,7 +207,7 @@ def cut_zero_stream(entries: list[Entry], settings: PlanSettings, upload_part_si
             head = minimum - gap_size
             if entry.size - head < minimum:
                 head = entry.size  # what would be left could not be a part of its own
-            cut.open_block(entry.index)
+            block = cut.open_block(entry.index)
             base = cut.add_temp("lead-base", [
                 SourceRange(entry.index, 0, minimum, filler=True),
                 Composed(tuple(gap), gap_size),
@@ -199,8 +216,12 @@ def cut_zero_stream(entries: list[Entry], settings: PlanSettings, upload_part_si
                 TempRange(base, 0, minimum + gap_size),
                 SourceRange(entry.index, 0, head),
             ])
-            cut.blocks[-1].parts.append(TempRange(lead, minimum, minimum + gap_size + head))
+            block.parts.append(TempRange(lead, minimum, minimum + gap_size + head))
             start = head
+        open_lead = None
+        if start == entry.size and cut.blocks[-1].temps:
+            lead = cut.blocks[-1].temps[-1]
+            open_lead = (lead, cut.blocks[-1], len(cut.blocks[-1].parts) - 1)
         gap, gap_size = [], 0
         previous, previous_from = entry, start
 

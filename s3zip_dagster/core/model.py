@@ -115,14 +115,14 @@ class Entry:
         return self.name.endswith("/") and self.size == 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HeaderPiece:
     """The local header of entry `entry`, inside composed bytes."""
 
     entry: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DataPiece:
     """Bytes [start, end) of entry `entry`'s data, read by a worker into composed bytes."""
 
@@ -134,7 +134,7 @@ class DataPiece:
 Piece = HeaderPiece | DataPiece
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SourceRange:
     """Bytes [start, end) of entry `entry`'s source object, copied by S3.
 
@@ -152,7 +152,7 @@ class SourceRange:
         return self.end - self.start
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TempRange:
     """Bytes [start, end) of temporary object `temp`, copied by S3 once it is complete."""
 
@@ -165,7 +165,7 @@ class TempRange:
         return self.end - self.start
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Composed:
     """Bytes a worker composes and uploads: local headers and the data of small objects."""
 
@@ -176,7 +176,7 @@ class Composed:
 PartSource = SourceRange | TempRange | Composed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Part:
     """Part `number` of a multipart upload (the archive's or a temporary object's)."""
 

@@ -72,7 +72,14 @@ def relative_key(key: str, prefix: str) -> str:
 def archive_name(key: str, prefix: str, strip_prefix: bool, name_prefix: str) -> str:
     """The entry name of `key`: the key less the prefix's folder (when asked), behind
     `name_prefix`."""
-    return name_prefix + (relative_key(key, prefix) if strip_prefix else key)
+    return archive_names([key], prefix, strip_prefix, name_prefix)[0]
+
+
+def archive_names(keys: list[str], prefix: str, strip_prefix: bool, name_prefix: str
+                  ) -> list[str]:
+    """archive_name of many keys, the prefix's folder found once."""
+    cut = len(prefix_folder(prefix)) if strip_prefix else 0
+    return [name_prefix + key[cut:] for key in keys]
 
 
 def unsafe_reason(name: str, size: int) -> str | None:

@@ -40,7 +40,7 @@ from .model import (  # noqa: F401  (re-exported: the plan's vocabulary)
     Temp,
     TempRange,
 )
-from .names import archive_name, check_names
+from .names import archive_names, check_names
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ def select_entries(
     """
     chosen: list[tuple[SourceObject, str]] = []
     skipped: list[str] = []
-    for obj in sorted(objects, key=lambda o: o.key):
-        name = archive_name(obj.key, prefix, naming.strip_prefix, naming.name_prefix)
+    ordered = sorted(objects, key=lambda o: o.key)
+    names = archive_names([o.key for o in ordered], prefix, naming.strip_prefix,
+                          naming.name_prefix)
+    for obj, name in zip(ordered, names, strict=True):
         if obj.key in exclude_keys or (name == "" and obj.size == 0):
             skipped.append(obj.key)
             continue
@@ -113,13 +115,12 @@ def lay_out_entries(chosen: list[tuple[SourceObject, str]]) -> list[Entry]:
 def _fit(entries: list[Entry], settings: PlanSettings) -> tuple[Cut, bool]:
     """Cut parts; grow upload parts (and, for head-stream, the copy threshold) until they
     fit in max_parts. Returns the cut and whether zero-stream must group its parts."""
+    if settings.strategy == ZERO_STREAM:
+        return _fit_zero_stream(entries, settings)
     upload_part_size = settings.upload_part_size
     copy_threshold = settings.copy_threshold
     while True:
-        if settings.strategy == ZERO_STREAM:
-            cut = cut_zero_stream(entries, settings, upload_part_size)
-        else:
-            cut = cut_head_stream(entries, settings, upload_part_size, copy_threshold)
+        cut = cut_head_stream(entries, settings, upload_part_size, copy_threshold)
         if cut.part_count <= settings.max_parts:
             if upload_part_size != settings.upload_part_size:
                 log.info("grew upload parts to %d B to fit %d parts", upload_part_size,
@@ -127,8 +128,6 @@ def _fit(entries: list[Entry], settings: PlanSettings) -> tuple[Cut, bool]:
             return cut, False
         if upload_part_size < settings.max_upload_part_size:
             upload_part_size = min(2 * upload_part_size, settings.max_upload_part_size)
-        elif settings.strategy == ZERO_STREAM:
-            return cut, True
         elif copy_threshold < settings.max_copy_threshold:
             copy_threshold = min(2 * copy_threshold, settings.max_copy_threshold)
         else:
@@ -139,6 +138,28 @@ def _fit(entries: list[Entry], settings: PlanSettings) -> tuple[Cut, bool]:
                 "strategy, split the source into several archives, or raise "
                 "max_upload_part_size. Nothing was written."
             )
+
+
+def _fit_zero_stream(entries: list[Entry], settings: PlanSettings) -> tuple[Cut, bool]:
+    """Cut once; when the parts are too many, grow upload parts only if the composed parts
+    alone are the excess (copies and temporary objects do not shrink), else group."""
+    cut = cut_zero_stream(entries, settings, settings.upload_part_size)
+    if cut.part_count <= settings.max_parts:
+        return cut, False
+    composed = sum(1 for b in cut.blocks for p in b.parts if isinstance(p, Composed))
+    fixed = cut.part_count - composed
+    size = settings.upload_part_size
+    while size < settings.max_upload_part_size and (
+            fixed + -(-composed * settings.upload_part_size // size) > settings.max_parts):
+        size = min(2 * size, settings.max_upload_part_size)
+    if fixed + -(-composed * settings.upload_part_size // size) <= settings.max_parts:
+        grown = cut_zero_stream(entries, settings, size)
+        if grown.part_count <= settings.max_parts:
+            log.info("grew upload parts to %d B to fit %d parts", size, settings.max_parts)
+            return grown, False
+    log.info("%d parts are more than %d: assembling them into group objects first",
+             cut.part_count, settings.max_parts)
+    return cut, True
 
 
 def _block_cost(block: Block, cut: Cut) -> float:
@@ -221,7 +242,7 @@ def _make_batches(cut: Cut, entries: list[Entry], settings: PlanSettings, group:
         number += len(parts)
         offset += sum(p.size for p in parts)
 
-        headers = [b.header for b in run if b.header is not None]
+        headers = [h for b in run for h in b.headers]
         probes = [r for h in headers for where, r in ranges_by_entry.get(h, ())
                   if where != run_index]
         touched = set(headers) | {p.entry for p in probes}
