@@ -33,7 +33,7 @@ from .core.s3 import (
     complete_upload,
     list_source,
 )
-from .resources import ArchiveRequest
+from .resources import ArchiveRequest, archive_client
 
 
 @asset(description="Every source object to archive: key, size, ETag, LastModified, class.")
@@ -138,7 +138,7 @@ def fan_out_batches(
 def run_archive_batch(
     context: OpExecutionContext, s3: S3Resource, order: BatchOrder
 ) -> Output[BatchResult]:
-    client = s3.get_client()
+    client = archive_client(s3, order.threads)
     store = S3PartStore(client, order.source_bucket, order.target, order.scratch_bucket,
                         order.scratch_prefix)
     try:

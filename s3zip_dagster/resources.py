@@ -6,6 +6,8 @@ and every asset of the run reads the same values.
 
 import os
 
+import boto3
+from botocore.config import Config
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
@@ -55,9 +57,7 @@ class ArchiveRequest(ConfigurableResource):
     batch_count: int = Field(
         0, description="Batches the parts are split into, one Dagster step each; 0 means the "
                        "number of CPUs, which the multiprocess executor runs at once.")
-    threads: int = Field(
-        10, description="Concurrent S3 requests in one batch (botocore keeps 10 connections "
-                        "per client).")
+    threads: int = Field(16, description="Concurrent S3 requests in one batch.")
     upload_part_mib: int = Field(
         8, description="Upload parts are sent once they hold this many MiB (at least 5).")
     max_upload_part_mib: int = Field(
@@ -87,6 +87,28 @@ class ArchiveRequest(ConfigurableResource):
 
     def naming(self) -> NamingOptions:
         return NamingOptions(strip_prefix=self.strip_prefix, name_prefix=self.name_prefix)
+
+
+# UploadPartCopy answers only when the copy is done; a range of up to 5 GiB can take minutes,
+# longer than botocore's 60 s read timeout.
+COPY_READ_TIMEOUT_SECONDS = 15 * 60
+
+
+def archive_client(s3: S3Resource, threads: int):
+    """A boto3 S3 client with the resource's settings, a connection per thread and a read
+    timeout long enough for the copy of a 5 GiB range."""
+    session = boto3.session.Session(profile_name=s3.profile_name)
+    config = Config(
+        retries={"max_attempts": s3.max_attempts, "mode": "standard"},
+        max_pool_connections=max(threads, 10),
+        read_timeout=COPY_READ_TIMEOUT_SECONDS,
+    )
+    return session.client(
+        "s3", region_name=s3.region_name, endpoint_url=s3.endpoint_url, use_ssl=s3.use_ssl,
+        verify=s3.verify, aws_access_key_id=s3.aws_access_key_id,
+        aws_secret_access_key=s3.aws_secret_access_key,
+        aws_session_token=s3.aws_session_token, config=config,
+    )
 
 
 def s3_resource_from_environment() -> S3Resource:
