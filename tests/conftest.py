@@ -30,14 +30,31 @@ def s3_client(local_s3):
     return local_s3.client()
 
 
+def delete_bucket(client, bucket: str) -> None:
+    """Abort the bucket's uploads, delete its objects, then the bucket. SeaweedFS gives each
+    bucket a volume of its own, out of some 70: a session that kept every bucket would run
+    out of them ("No writable volumes") after as many tests."""
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
+                                          UploadId=upload["UploadId"])
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:  # a page holds at most 1,000 keys, as many as one DeleteObjects takes
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    client.delete_bucket(Bucket=bucket)
+
+
 @pytest.fixture
 def bucket_pair(s3_client):
-    """A fresh source bucket and a fresh destination bucket."""
+    """A fresh source bucket and a fresh destination bucket, deleted after the test."""
     suffix = uuid.uuid4().hex[:10]
     source, destination = f"src-{suffix}", f"dst-{suffix}"
     s3_client.create_bucket(Bucket=source)
     s3_client.create_bucket(Bucket=destination)
-    return source, destination
+    yield source, destination
+    for bucket in (source, destination):
+        delete_bucket(s3_client, bucket)
 
 
 @pytest.fixture
