@@ -27,6 +27,10 @@ SECRET_KEY = "s3zip-local-secret-not-for-aws"
 REGION = "us-east-1"
 GRPC_OFFSET = 10_000  # weed serves each component's gRPC on its HTTP port + 10000
 STOP_GRACE_SECONDS = 20  # weed flushes volumes on SIGTERM; up to 15 s was seen
+# weed answers UploadPartCopy only when the copy is done (S3 keeps the connection alive with
+# whitespace meanwhile), and copying a range of GiBs takes minutes: botocore's 60 s read
+# timeout would fail the copy, then retry it in vain.
+READ_TIMEOUT_SECONDS = 15 * 60
 
 DEFAULT_PORTS = {"s3": 8333, "master": 9333, "volume": 9340, "filer": 8888, "admin": 23646}
 
@@ -85,6 +89,7 @@ class LocalS3:
             "s3", endpoint_url=self.endpoint_url, region_name=REGION,
             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
             config=Config(max_pool_connections=max_pool_connections,
+                          read_timeout=READ_TIMEOUT_SECONDS,
                           retries={"max_attempts": 3, "mode": "standard"}),
         )
 

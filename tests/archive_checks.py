@@ -4,6 +4,7 @@ destination bucket: no multipart upload and no temporary object under the scratc
 
 import base64
 import random
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -139,6 +140,19 @@ def fetch_and_check(client, bucket: str, key: str, report: ArchiveReport, tmp_pa
 
     assert_no_leftovers(client, bucket)
     return path
+
+
+def assert_entry_crcs_are_s3_checksums(client, bucket: str, prefix: str, path: Path) -> int:
+    """Each entry's CRC-32 in the archive equals the CRC-32 S3 keeps of its source object
+    (computed by S3 when the object was put); returns how many entries were compared."""
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    for info in infos:
+        head = client.head_object(Bucket=bucket, Key=prefix + info.filename,
+                                  ChecksumMode="ENABLED")
+        assert "ChecksumCRC32" in head, f"S3 keeps no CRC-32 of {info.filename}"
+        assert s3_crc32(head["ChecksumCRC32"]) == info.CRC, info.filename
+    return len(infos)
 
 
 def assert_nothing_written(client, bucket: str) -> None:

@@ -30,16 +30,18 @@ def s3_client(local_s3):
     return local_s3.client()
 
 
-def _delete_bucket(client, bucket: str) -> None:
-    """Empty and delete a test bucket: SeaweedFS gives each bucket volumes of its own, and a
-    session that kept them all would run out."""
+def delete_bucket(client, bucket: str) -> None:
+    """Abort the bucket's uploads, delete its objects, then the bucket. SeaweedFS gives each
+    bucket a volume of its own, out of some 70: a session that kept every bucket would run
+    out of them ("No writable volumes") after as many tests."""
     for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
         for upload in page.get("Uploads", []):
             client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
                                           UploadId=upload["UploadId"])
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=item["Key"])
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:  # a page holds at most 1,000 keys, as many as one DeleteObjects takes
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     client.delete_bucket(Bucket=bucket)
 
 
@@ -52,7 +54,7 @@ def bucket_pair(s3_client):
     s3_client.create_bucket(Bucket=destination)
     yield source, destination
     for bucket in (source, destination):
-        _delete_bucket(s3_client, bucket)
+        delete_bucket(s3_client, bucket)
 
 
 @pytest.fixture

@@ -51,8 +51,8 @@ def test_without_copy_checksums_every_copied_range_is_read_for_its_crc(
     }
     # Plain PUTs: moto keeps no full-object CRC-32 of these, so every range is read.
     put_objects(moto_buckets, "src", objects)
-    # Parts of at most 15 MiB stand in for S3's 5 GiB: the huge object is copied in ranges.
-    settings = PlanSettings(max_part_size=15 * MiB, upload_part_size=5 * MiB,
+    # Parts of at most 16 MiB stand in for S3's 5 GiB: the huge object is copied in ranges.
+    settings = PlanSettings(max_part_size=16 * MiB, upload_part_size=5 * MiB,
                             max_upload_part_size=5 * MiB, batch_count=3, strategy=strategy)
 
     report = build_archive(moto_buckets, "src", "p/", "dst", "out.zip", settings)

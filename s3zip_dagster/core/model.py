@@ -71,6 +71,16 @@ class PlanSettings:
         if self.strategy not in STRATEGIES:
             raise PlanError(f"strategy must be one of {', '.join(STRATEGIES)}; "
                             f"got {self.strategy!r}")
+        # Zero-stream adds composed bytes under min_part_size to the upload part before
+        # them, and copies a tail object (up to twice min_part_size of the previous object
+        # and composed bytes under min_part_size) as one part.
+        if (self.strategy == ZERO_STREAM and self.max_upload_part_size + self.copy_threshold
+                + self.min_part_size + MAX_LOCAL_HEADER_SIZE > self.max_part_size):
+            raise PlanError(
+                "zero-stream needs max_upload_part_size + copy_threshold + min_part_size to "
+                f"stay under max_part_size by {MAX_LOCAL_HEADER_SIZE} B (the longest local "
+                f"header); got {self.max_upload_part_size} + {self.copy_threshold} + "
+                f"{self.min_part_size} and {self.max_part_size}")
 
     @property
     def max_copy_threshold(self) -> int:
