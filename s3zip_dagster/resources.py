@@ -13,7 +13,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from .core.limits import MiB
-from .core.plan import DEFAULT_SCRATCH_PREFIX, ZERO_STREAM, NamingOptions, PlanSettings
+from .core.plan import DEFAULT_SCRATCH_PREFIX, HEAD_STREAM, NamingOptions, PlanSettings
 
 # The embedded default: the demo data set on the local S3 server (`make demo`, `make dev`).
 DEMO_SOURCE_BUCKET = "s3zip-demo-source"
@@ -63,7 +63,7 @@ class ArchiveRequest(ConfigurableResource):
     max_upload_part_mib: int = Field(
         256, description="How far upload parts may grow to keep within 10,000 parts.")
     strategy: str = Field(
-        ZERO_STREAM, description="zero-stream: no byte of an object of 5 MiB or more passes "
+        HEAD_STREAM, description="zero-stream: no byte of an object of 5 MiB or more passes "
                                  "through a worker; head-stream: the previous strategy, which "
                                  "streams up to 5 MiB of such an object at a boundary.")
     scratch_bucket: str = Field(

@@ -145,7 +145,7 @@ KILLED_RUN = textwrap.dedent("""
     import os, sys
     import boto3
     from s3zip_dagster.core import runner
-    from s3zip_dagster.core.plan import PlanSettings
+    from s3zip_dagster.core.plan import ZERO_STREAM, PlanSettings
     from s3zip_dagster.core.s3 import S3PartStore
 
     real_complete = S3PartStore.complete_temp
@@ -161,7 +161,7 @@ KILLED_RUN = textwrap.dedent("""
     S3PartStore.complete_temp = complete_then_die
     client = boto3.client("s3", endpoint_url=os.environ["S3ZIP_S3_ENDPOINT_URL"])
     runner.build_archive(client, sys.argv[1], "p/", sys.argv[2], "out.zip",
-                         PlanSettings(batch_count=2))
+                         PlanSettings(batch_count=2, strategy=ZERO_STREAM))
 """)
 
 

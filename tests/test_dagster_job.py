@@ -73,7 +73,7 @@ def mixed_source(s3_client, bucket_pair) -> tuple[str, str, dict[str, bytes]]:
 def request_config(source: str, destination: str, **extra) -> dict:
     return {"source_bucket": source, "source_prefix": PREFIX,
             "destination_bucket": destination, "destination_key": KEY,
-            "batch_count": BATCHES, **extra}
+            "batch_count": BATCHES, "strategy": ZERO_STREAM, **extra}
 
 
 def write_run_config(path: Path, source: str, destination: str, execution: dict | None = None

@@ -3,6 +3,7 @@ computed independently from the ZIP records, and batches that are self-contained
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -419,19 +420,21 @@ def test_zero_stream_assembles_group_objects_when_parts_exceed_max_parts(batch_c
     # 300 objects, a third of them big: far more than 50 parts, yet no byte is streamed.
     sizes = [(5 * MiB + i * 4099) if i % 3 == 0 else 40_000 + i for i in range(300)]
     objects = _objects("", sizes, marker_share=1)
-    settings_ = PlanSettings(max_parts=50, batch_count=batch_count)
+    settings_ = PlanSettings(max_parts=50, batch_count=batch_count, strategy=ZERO_STREAM)
     plan = build_plan(objects, BUCKET, "", settings_)
     check_plan(plan, _expected_layout("", objects))
     assert plan.part_count <= 50
     assert any(t.kind == "group" for t in plan.temps())
-    assert build_plan(objects, BUCKET, "").part_count > 50
+    assert build_plan(objects, BUCKET, "", replace(settings_, max_parts=MAX_PARTS)
+                      ).part_count > 50
 
 
 @FEWER_EXAMPLES
 @given(listings(max_count=3000), st.integers(3, 400), st.integers(1, 4))
 def test_zero_stream_fits_any_max_parts_or_says_why(listing, max_parts, batch_count):
     prefix, objects = listing
-    plan_settings = PlanSettings(max_parts=max_parts, batch_count=batch_count)
+    plan_settings = PlanSettings(max_parts=max_parts, batch_count=batch_count,
+                                 strategy=ZERO_STREAM)
     expected = _expected_layout(prefix, objects)
     assume(expected["archive_size"] <= plan_settings.max_archive_size)
     try:
@@ -441,7 +444,8 @@ def test_zero_stream_fits_any_max_parts_or_says_why(listing, max_parts, batch_co
         # Grouping gives each batch groups of at most max_parts parts, copied in ranges of at
         # most 5 GiB: failing is right only when those alone are too many.
         ungrouped = build_plan(objects, BUCKET, prefix, PlanSettings(
-            upload_part_size=plan_settings.max_upload_part_size, batch_count=batch_count))
+            upload_part_size=plan_settings.max_upload_part_size, batch_count=batch_count,
+            strategy=ZERO_STREAM))
         groups_at_least = -(-(ungrouped.part_count - 1) // max_parts)
         ranges_at_least = expected["archive_size"] // MAX_PART_SIZE
         assert max(groups_at_least, ranges_at_least) + batch_count + 1 > max_parts, error
@@ -501,7 +505,7 @@ def test_a_listing_that_cannot_fit_max_parts_raises_plan_error(sizes, max_parts)
 def test_zero_stream_raises_plan_error_when_even_group_objects_need_too_many_parts():
     objects = _objects("", [12 * GiB] * 3, marker_share=1)  # 36 GiB: over 7 ranges of 5 GiB
     with pytest.raises(PlanError, match="group objects; S3 allows 4"):
-        build_plan(objects, BUCKET, "", PlanSettings(max_parts=4))
+        build_plan(objects, BUCKET, "", PlanSettings(max_parts=4, strategy=ZERO_STREAM))
 
 
 def test_default_max_parts_is_s3s_ten_thousand():

@@ -37,7 +37,8 @@ from .archive_checks import (
 )
 
 
-def _archive(client, bucket_pair, objects, tmp_path, java_classes, settings=PlanSettings()):
+def _archive(client, bucket_pair, objects, tmp_path, java_classes,
+             settings=PlanSettings(strategy=ZERO_STREAM)):
     """Put the objects under p/, archive them, check the archive every way; return the
     report."""
     source, destination = bucket_pair
@@ -67,7 +68,7 @@ def test_big_objects_only_are_bridged_by_lead_and_tail_objects(
     objects = {f"p/{name}.bin": payload(size, name) for name, size in sizes.items()}
 
     report = _archive(s3_client, bucket_pair, objects, tmp_path, java_classes,
-                      PlanSettings(batch_count=3))
+                      PlanSettings(batch_count=3, strategy=ZERO_STREAM))
 
     plan = report.plan
     assert report.read_bytes == 0
@@ -143,7 +144,7 @@ def test_past_max_parts_the_parts_are_assembled_into_group_objects(
     destination = bucket_pair[1]
 
     report = _archive(s3_client, bucket_pair, objects, tmp_path, java_classes,
-                      PlanSettings(max_parts=50, batch_count=2))
+                      PlanSettings(max_parts=50, batch_count=2, strategy=ZERO_STREAM))
 
     plan = report.plan
     kinds = Counter(temp_kinds(plan))
@@ -176,7 +177,7 @@ def test_batches_learn_the_crc_of_ranges_other_batches_copy_by_probes(
     monkeypatch.setattr(S3PartStore, "probe_crc", probe_crc)
 
     report = _archive(s3_client, bucket_pair, objects, tmp_path, java_classes,
-                      PlanSettings(batch_count=3))
+                      PlanSettings(batch_count=3, strategy=ZERO_STREAM))
 
     plan = report.plan
     planned = [(plan.entries[r.entry].key, r.start, r.end) for b in plan.batches
