@@ -71,15 +71,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """End a worker this harness started, with its process group (its own session)."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    """End a worker this harness started, if it still runs, and whatever it left running
+    in its process group (it has a session of its own, so the group id is its pid)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return  # the group is empty
+        try:
+            process.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.5)  # members told to end get a moment to do so
 
 
 def run_worker(job: dict, workdir: Path) -> dict:

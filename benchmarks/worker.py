@@ -6,7 +6,6 @@ and writes the figures measured around it. The archive is checked by the harness
 
 import json
 import logging
-import resource
 import sys
 import time
 import traceback
@@ -14,10 +13,7 @@ from pathlib import Path
 
 from . import httpcount
 from .contenders import Job, module_of
-
-
-def _peak(who: int) -> int:
-    return resource.getrusage(who).ru_maxrss * 1024  # Linux reports KiB
+from .memory import peak_of_self
 
 
 def main() -> None:
@@ -48,15 +44,14 @@ def main() -> None:
     if after is not None and error is None:
         figures.update(after(job))
         http = figures.pop("http")
-    child_processes = job.contender == "e"
+    of_run = "peak_memory" in figures  # a contender whose work runs in other processes
     result = {
         "seconds": seconds,
         "error": error,
         "http": http,
         "figures": figures,
-        "peak_memory": _peak(resource.RUSAGE_CHILDREN if child_processes
-                             else resource.RUSAGE_SELF),
-        "peak_memory_of": "largest process of the run" if child_processes else "process",
+        "peak_memory": figures.pop("peak_memory") if of_run else peak_of_self(),
+        "peak_memory_of": "largest process of the run" if of_run else "worker process",
     }
     result_path.write_text(json.dumps(result, indent=1, default=str))
 

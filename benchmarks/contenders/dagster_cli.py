@@ -3,8 +3,9 @@
 The job is the project's own (benchmarks.dagster_defs re-exports its definitions with the
 request counting hook) on a Dagster instance of its own (DAGSTER_HOME in the work folder,
 telemetry off). The wall time is the whole command: process starts, the steps, the run
-storage. Figures after the run come from the instance: Dagster steps (STEP_START events)
-and the assets' metadata.
+storage. Peak memory is sampled from /proc: the largest process of the run, and the most
+all its processes held at once. Figures after the run come from the instance: Dagster
+steps (STEP_START events) and the assets' metadata.
 """
 
 import os
@@ -17,6 +18,7 @@ from s3zip_dagster.dagster_home import dagster_environment, prepare_dagster_home
 from s3zip_dagster.local_s3 import LocalS3
 
 from .. import httpcount
+from ..memory import TreeSampler
 
 ROOT = Path(__file__).resolve().parents[2]  # the project folder, for `-m benchmarks...`
 TIMEOUT_SECONDS = 3600
@@ -50,9 +52,21 @@ def run(client, job) -> dict:
     command = [str(Path(sys.executable).parent / "dagster"), "job", "execute",
                "-m", "benchmarks.dagster_defs", "-j", "zip_archive_job", "-c", str(config)]
     with open(Path(job.workdir) / "dagster.log", "wb") as log:
-        subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=log,
-                       stderr=subprocess.STDOUT, timeout=TIMEOUT_SECONDS)
-    return {}
+        # In the worker's process group: the harness ends the group if the run hangs.
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        sampler = TreeSampler(process.pid)
+        sampler.start()
+        try:
+            code = process.wait(timeout=TIMEOUT_SECONDS)
+        finally:
+            sampler.stop()
+    if code:
+        raise RuntimeError(f"dagster job execute exited with {code}; see "
+                           f"{Path(job.workdir) / 'dagster.log'}")
+    return {"peak_memory": sampler.largest_process,
+            "peak_memory_all_processes": sampler.largest_total,
+            "processes": len(sampler.processes)}
 
 
 def after(job) -> dict:
