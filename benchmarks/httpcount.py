@@ -22,7 +22,8 @@ import botocore.session
 COUNT_DIR_ENV = "S3ZIP_BENCH_COUNT_DIR"
 
 _lock = threading.Lock()
-requests: Counter[str] = Counter()
+requests: Counter[str] = Counter()  # attempts sent, retries included
+answers: Counter[str] = Counter()  # attempts answered (a timed-out one is not)
 sent_bytes: Counter[str] = Counter()
 received_bytes: Counter[str] = Counter()
 _log = {"pid": 0, "file": None}
@@ -65,6 +66,7 @@ def _on_response(response_dict, event_name: str, **_) -> None:
     size = _length(response_dict.get("headers", {}), response_dict.get("body"))
     operation = _operation(event_name)
     with _lock:
+        answers[operation] += 1
         received_bytes[operation] += size
         _write_line(operation + "+", 0, size)
 
@@ -97,28 +99,26 @@ def snapshot() -> dict:
     with _lock:
         return {
             "requests": dict(requests),
+            "answers": dict(answers),
             "sent_bytes": sum(sent_bytes.values()),
             "received_bytes": sum(received_bytes.values()),
         }
 
 
-def reset() -> None:
-    with _lock:
-        requests.clear()
-        sent_bytes.clear()
-        received_bytes.clear()
-
-
 def read_count_dir(folder: Path) -> dict:
     """Add up the files the processes wrote to `folder` (see the module doc)."""
     counted: Counter[str] = Counter()
+    answered: Counter[str] = Counter()
     sent = received = 0
     for path in Path(folder).glob("http-*.log"):
         for line in path.read_text().splitlines():
             operation, out, back = line.split()
-            if not operation.endswith("+"):
+            if operation.endswith("+"):
+                answered[operation[:-1]] += 1
+            else:
                 counted[operation] += 1
             sent += int(out)
             received += int(back)
-    return {"requests": dict(counted), "sent_bytes": sent, "received_bytes": received,
+    return {"requests": dict(counted), "answers": dict(answered), "sent_bytes": sent,
+            "received_bytes": received,
             "processes": len(list(Path(folder).glob("http-*.log")))}

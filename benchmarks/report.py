@@ -56,8 +56,12 @@ def requests_by_operation(results: dict) -> str:
     for name, data in results["sets"].items():
         for letter, run in data["contenders"].items():
             if run["ok"]:
-                ops = ", ".join(f"{op} {n}" for op, n in sorted(run["http"]["requests"].items()))
-                lines.append(f"{name:6} ({letter}) {ops}")
+                answers = run["http"].get("answers", {})
+                ops = []
+                for op, sent in sorted(run["http"]["requests"].items()):
+                    lost = sent - answers.get(op, sent)
+                    ops.append(f"{op} {sent}" + (f" ({lost} unanswered)" if lost else ""))
+                lines.append(f"{name:6} ({letter}) {', '.join(ops)}")
     return "\n".join(lines)
 
 

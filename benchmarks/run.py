@@ -26,7 +26,7 @@ from pathlib import Path
 
 from s3zip_dagster.local_s3 import LocalS3, free_ports
 
-from . import report
+from . import calibrate, report
 from .contenders import NAMES
 from .datasets import SETS, DataSet, seed_shape, upload
 from .verify import VerificationError, verify
@@ -192,6 +192,10 @@ def bench(args: argparse.Namespace, server: LocalS3) -> dict:
         expected = upload(client, data, args.threads)
         log.info("%s: %d objects, %d B uploaded in %.1f s", data.title, len(data.objects),
                  data.total_bytes, time.monotonic() - started)
+        if name == "big":
+            results["calibration"] = calibrate.measure(client, data, DESTINATION_BUCKET,
+                                                       args.threads)
+            log.info("S3 server throughput: %s", results["calibration"])
         repeats = args.repeat if data.total_bytes < REPEAT_UNDER_BYTES else 1
         entry = {"title": data.title, "objects": len(data.objects),
                  "total_bytes": data.total_bytes, "small_bytes": data.small_bytes,
@@ -232,10 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("S3 requests by operation:")
     print(report.requests_by_operation(results))
-    scale = results.get("planner")
-    if scale:
-        print()
-        print(f"planner scale: {json.dumps(scale)}")
+    for name in ("calibration", "planner"):
+        if results.get(name):
+            print()
+            print(f"{name}: {json.dumps(results[name])}")
     print()
     print("targets:")
     print(report.targets_text(found))
