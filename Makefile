@@ -34,14 +34,16 @@ dev: $(STAMP)
 	$(BIN)/python -m s3zip_dagster.dev
 
 test: $(STAMP) tools
-	$(BIN)/ruff check s3zip_dagster tests
+	$(BIN)/ruff check s3zip_dagster tests benchmarks
 	$(BIN)/python -m pytest -q --basetemp=.local/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check s3zip_dagster tests
+	$(BIN)/ruff check s3zip_dagster tests benchmarks
 
+# Every contender on every data set on a local S3 server; BENCH_ARGS="--sets seed --repeat 1"
+# runs a subset. Writes benchmarks/results/latest.json and latest.png.
 bench: $(STAMP)
-	$(BIN)/python -m s3zip_dagster.bench
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .local .pytest_cache .hypothesis
