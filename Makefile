@@ -35,6 +35,7 @@ dev: $(STAMP)
 
 test: $(STAMP) tools
 	$(BIN)/ruff check s3zip_dagster tests benchmarks
+	mkdir -p .local  # pytest's --basetemp needs its parent
 	$(BIN)/python -m pytest -q --basetemp=.local/pytest
 
 lint: $(STAMP)
