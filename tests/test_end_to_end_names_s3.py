@@ -6,7 +6,12 @@ import subprocess
 import zipfile
 
 from s3zip_dagster.core.limits import KiB, MiB
-from s3zip_dagster.core.plan import DEFAULT_SCRATCH_PREFIX, NamingOptions, PlanSettings
+from s3zip_dagster.core.plan import (
+    DEFAULT_SCRATCH_PREFIX,
+    ZERO_STREAM,
+    NamingOptions,
+    PlanSettings,
+)
 from s3zip_dagster.core.runner import build_archive
 
 from .archive_checks import (
@@ -18,7 +23,7 @@ from .archive_checks import (
     scratch_objects,
 )
 
-THREE_BATCHES = PlanSettings(batch_count=3, upload_part_size=5 * MiB)
+THREE_BATCHES = PlanSettings(batch_count=3, upload_part_size=5 * MiB, strategy=ZERO_STREAM)
 
 # Characters S3 keeps verbatim that need care: in URLs (`+`, space, `%`, `?`, `#`), in
 # UTF-8 (Latin, CJK, Hangul, astral emoji, a decomposed umlaut) and RFC 3986 sub-delimiters.
@@ -180,7 +185,8 @@ def test_an_archive_of_a_whole_bucket_leaves_out_its_scratch_folder(
     leftover = f"{DEFAULT_SCRATCH_PREFIX}killed-run/tail-000001"
     put_objects(s3_client, bucket, {**objects, leftover: b"left by a killed run"})
 
-    report = build_archive(s3_client, bucket, "", bucket, "all.zip")
+    report = build_archive(s3_client, bucket, "", bucket, "all.zip",
+                           PlanSettings(strategy=ZERO_STREAM))
 
     assert report.plan.temps(), "this run made temporary objects in the same bucket"
     assert report.plan.scratch_prefix.startswith(DEFAULT_SCRATCH_PREFIX)

@@ -15,7 +15,14 @@ from botocore.exceptions import ClientError
 from s3zip_dagster.core import runner
 from s3zip_dagster.core.errors import SourceChangedError
 from s3zip_dagster.core.limits import KiB, MiB
-from s3zip_dagster.core.plan import HEAD_STREAM, STRATEGIES, Plan, PlanSettings, TempRange
+from s3zip_dagster.core.plan import (
+    HEAD_STREAM,
+    STRATEGIES,
+    ZERO_STREAM,
+    Plan,
+    PlanSettings,
+    TempRange,
+)
 from s3zip_dagster.core.runner import build_archive
 from s3zip_dagster.core.s3 import UploadTarget
 
@@ -128,7 +135,8 @@ def test_an_object_changed_after_the_listing_fails_its_copies_into_temporary_obj
     _change_after_listing(monkeypatch, s3_client, source, SOURCE_WITH_LEAD, key, change)
 
     with pytest.raises(SourceChangedError, match=re.escape(f"s3://{source}/{key} ")):
-        build_archive(s3_client, source, "p/", destination, "out.zip")
+        build_archive(s3_client, source, "p/", destination, "out.zip",
+                      PlanSettings(strategy=ZERO_STREAM))
 
     assert temp_kinds(watched.plans[-1]) == ["lead-base", "lead"]
     assert_upload_aborted(s3_client, watched)
@@ -156,7 +164,7 @@ MANY_PARTS = {
     **{f"p/{i:02}.bin": payload(MiB + 7, i) for i in range(24)},
     **{f"p/{i:02}-big.bin": payload(10 * MiB + 1, i) for i in (5, 12, 19)},
 }
-ONE_BATCH = PlanSettings(batch_count=1, upload_part_size=5 * MiB)
+ONE_BATCH = PlanSettings(batch_count=1, upload_part_size=5 * MiB, strategy=ZERO_STREAM)
 
 
 @pytest.mark.parametrize(("operation", "succeed", "final"), [
@@ -198,7 +206,7 @@ WITH_TEMPS = {
     "p/08-small.bin": payload(4 * MiB, "s8"),
     "p/09-last.txt": b"the last entry sits in the final part\n",
 }
-TWO_BATCHES = PlanSettings(batch_count=2, upload_part_size=5 * MiB)
+TWO_BATCHES = PlanSettings(batch_count=2, upload_part_size=5 * MiB, strategy=ZERO_STREAM)
 
 
 @pytest.mark.parametrize(("operation", "succeed", "completed_before"), [

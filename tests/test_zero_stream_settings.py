@@ -46,7 +46,7 @@ LONGEST = {"upload": 15 * MiB - 3 + _header("b.bin"), "tail": 15 * MiB - 2}
 @pytest.mark.parametrize("max_part_size", [11 * MiB, 15 * MiB])
 def test_zero_stream_refuses_a_max_part_size_its_parts_could_exceed(max_part_size):
     with pytest.raises(PlanError, match="zero-stream needs"):
-        PlanSettings(max_part_size=max_part_size, **SMALL_PARTS)
+        PlanSettings(max_part_size=max_part_size, strategy=ZERO_STREAM, **SMALL_PARTS)
 
     PlanSettings(max_part_size=max_part_size, strategy=HEAD_STREAM, **SMALL_PARTS)
 
