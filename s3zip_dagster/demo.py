@@ -61,7 +61,8 @@ def demo_objects(seed: int = 2026, extra_gib: int = 0) -> dict[str, bytes]:
         objects[f"{DEMO_SOURCE_PREFIX}extra/chunk-{i:04d}.bin"] = b"".join(halves)
 
     objects[f"{DEMO_SOURCE_PREFIX}names/Grüße aus Köln.txt"] = "Grüße!\n".encode()
-    objects[f"{DEMO_SOURCE_PREFIX}names/日本語のファイル.txt"] = "こんにちは\n".encode()
+    greeting = "こんにちは\n".encode()
+    objects[f"{DEMO_SOURCE_PREFIX}names/日本語のファイル.txt"] = greeting
     objects[f"{DEMO_SOURCE_PREFIX}names/a+b %20 c#1?.txt"] = b"odd characters\n"
     objects[f"{DEMO_SOURCE_PREFIX}names/naïve café.bin"] = rng.randbytes(6 * MiB)
     objects[f"{DEMO_SOURCE_PREFIX}empty.txt"] = b""

@@ -39,7 +39,7 @@ def _raise_interrupted(signum, frame) -> None:
 
 
 def _port_free(port: int) -> bool:
-    """True when nothing listens on the port. SO_REUSEADDR, as weed and the webserver set
+    """True when nothing listens on the port. SO_REUSEADDR, as SeaweedFS and the webserver set
     it, so that connections of the last session in TIME_WAIT do not count as taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -106,7 +106,8 @@ class LocalS3:
         p = self.ports
         return [
             weed_binary(), f"-logdir={self.root / 'logs'}", "mini", f"-dir={self.root / 'data'}",
-            f"-ip={HOST}", f"-ip.bind={HOST}", "-master.telemetry=false",
+            # loopback only, and no usage reports to an outside host
+            "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
             "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             f"-s3.config={self.root / 's3.json'}", f"-s3.localSocket={self.root / 's3.sock'}",
             f"-s3.port={p['s3']}", f"-master.port={p['master']}", f"-volume.port={p['volume']}",

@@ -29,7 +29,8 @@ THREE_BATCHES = PlanSettings(batch_count=3, upload_part_size=5 * MiB, strategy=Z
 # UTF-8 (Latin, CJK, Hangul, astral emoji, a decomposed umlaut) and RFC 3986 sub-delimiters.
 UNUSUAL_NAMES = [
     "plus+sign.txt", "with space.txt", "percent%20literal.txt", "100%.txt",
-    "question?mark.txt", "hash#tag.txt", "ümlaut-ü.txt", "中文/文件.txt", "日本語ファイル.txt",
+    "question?mark.txt", "hash#tag.txt", "ümlaut-ü.txt", "中文/文件.txt",
+    "日本語ファイル.txt",
     "한국어.txt", "emoji 😀.txt", "accents éàçñ.txt", "decomposed u\u0308.txt",
     "sub-delims ~!$&'()*,;=@.txt", "brackets [1]{2}^`|.txt",
 ]
