@@ -3,7 +3,8 @@
 Server-side copies only pay off where the server copies faster than a client streams; on
 a local SeaweedFS sharing two cores with the client that is not a given, so the harness
 measures it on the big objects of a set: the same bytes copied by UploadPartCopy into a
-scratch upload (aborted after), read by GetObject, and sent by UploadPart.
+scratch upload (aborted after), whole and as a range (bytes 1 to the end: the core always
+names a range), read by GetObject, and sent by UploadPart.
 """
 
 import os
@@ -26,11 +27,13 @@ def measure(client, data: DataSet, bucket: str, threads: int) -> dict:
     key = "calibration/scratch"
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
     try:
-        def copy(job):
+        def copy(job, ranged: bool = False):
             number, spec = job
+            extra = {"CopySourceRange": f"bytes=1-{spec.size - 1}"} if ranged else {}
             client.upload_part_copy(Bucket=bucket, Key=key, UploadId=upload_id,
-                                    PartNumber=number,
-                                    CopySource={"Bucket": data.bucket, "Key": spec.key})
+                                    PartNumber=number + (100 if ranged else 0),
+                                    CopySource={"Bucket": data.bucket, "Key": spec.key},
+                                    **extra)
 
         def read(spec):
             body = client.get_object(Bucket=data.bucket, Key=spec.key)["Body"]
@@ -46,6 +49,8 @@ def measure(client, data: DataSet, bucket: str, threads: int) -> dict:
         figures = {"sample_bytes": total, "threads": threads}
         with ThreadPoolExecutor(threads) as pool:
             for name, run in (("copy", lambda: list(pool.map(copy, enumerate(sample, 1)))),
+                              ("copy_range", lambda: list(pool.map(
+                                  lambda job: copy(job, True), enumerate(sample, 1)))),
                               ("get", lambda: list(pool.map(read, sample))),
                               ("upload", lambda: list(pool.map(
                                   send, range(total // SEND_CHUNK))))):

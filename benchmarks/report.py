@@ -145,7 +145,8 @@ def save_chart(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sets = list(results["sets"])
-    figure, axes = plt.subplots(2, len(sets), figsize=(4.2 * len(sets), 7), squeeze=False)
+    width = max(4.2 * len(sets), 8.5)  # room for the title when there is one set
+    figure, axes = plt.subplots(2, len(sets), figsize=(width, 7), squeeze=False)
     colours = {"a": "#8c8c8c", "b": "#d98c3f", "c": "#6a9fd4", "d": "#2b6cb0", "e": "#38a169"}
     for column, set_name in enumerate(sets):
         data = results["sets"][set_name]
@@ -166,7 +167,8 @@ def save_chart(results: dict, path: Path) -> None:
             if row == 0:
                 ax.set_title(f"{data['title']}\narchive {data['archive_bytes'] / MB:,.0f} MB",
                              fontsize=9)
-    legend = ", ".join(f"({x}) {n}" for x, n in NAMES.items())
+    names = [f"({x}) {n}" for x, n in NAMES.items()]
+    legend = ", ".join(names[:3]) + ",\n" + ", ".join(names[3:])
     figure.suptitle(f"s3zip-dagster make bench, {results['threads']} threads, local "
                     f"SeaweedFS\n{legend}", fontsize=9)
     figure.tight_layout()

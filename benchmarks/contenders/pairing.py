@@ -62,25 +62,21 @@ class Group:
     upload_numbers: list[tuple[int, int, int]] = field(default_factory=list)
     copy_numbers: list[tuple[int, int, int]] = field(default_factory=list)
 
-    @property
-    def upload_size(self) -> int:
-        size = sum(i.header_size + i.size for i in self.streamed)
-        return size + (self.copied.header_size if self.copied else 0)
-
 
 def pair(items: list[Item]) -> tuple[list[Group], list[Item]]:
     """Group the entries as the seed design does; return the groups and the small entries
     left for the final part."""
     small = deque(i for i in items if i.size < MIN_PART_SIZE)
-    big = sorted((i for i in items if i.size >= MIN_PART_SIZE), key=lambda i: i.size)
-    big = deque(big)
+    big = deque(sorted((i for i in items if i.size >= MIN_PART_SIZE), key=lambda i: i.size))
     groups = []
     while big:
         copied = big.pop()
         group = Group([], copied)
-        while small and group.upload_size < MIN_PART_SIZE:
+        size = copied.header_size
+        while small and size < MIN_PART_SIZE:
             group.streamed.append(small.popleft())
-        if group.upload_size < MIN_PART_SIZE:
+            size += group.streamed[-1].header_size + group.streamed[-1].size
+        if size < MIN_PART_SIZE:
             if big:
                 group.streamed.append(big.popleft())
             else:
@@ -89,11 +85,13 @@ def pair(items: list[Item]) -> tuple[list[Group], list[Item]]:
         groups.append(group)
 
     rest: list[Item] = []
+    size = 0
     for item in small:
         rest.append(item)
-        if sum(i.header_size + i.size for i in rest) >= MIN_PART_SIZE:
+        size += item.header_size + item.size
+        if size >= MIN_PART_SIZE:
             groups.append(Group(rest, None))
-            rest = []
+            rest, size = [], 0
     return groups, rest
 
 
