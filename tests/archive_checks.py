@@ -9,6 +9,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from s3zip_dagster.core.limits import KiB, MiB
 from s3zip_dagster.core.plan import (
     DEFAULT_SCRATCH_PREFIX,
     Composed,
@@ -27,6 +28,23 @@ _CRC_CHUNK = 1 << 24
 def payload(size: int, seed: int | str) -> bytes:
     """Deterministic bytes that do not repeat, so a misplaced range changes every CRC."""
     return random.Random(seed).randbytes(size)
+
+
+def mixed_objects() -> dict[str, bytes]:
+    """Big objects of 10-11 MiB with small and empty ones between them, ending in a small
+    one: under zero-stream a lead, tails and (in two batches) a CRC probe."""
+    return {
+        "p/00-big.bin": payload(11 * MiB, "big0"),
+        "p/01-small.txt": b"first small\n",
+        "p/02-empty": b"",
+        "p/03-small.bin": payload(300 * KiB, "s3"),
+        "p/04-big.bin": payload(10 * MiB + 7, "big4"),
+        "p/05-small.bin": payload(2 * MiB, "s5"),
+        "p/06-big.bin": payload(11 * MiB + 1, "big6"),
+        "p/07-empty": b"",
+        "p/08-small.bin": payload(4 * MiB, "s8"),
+        "p/09-last.txt": b"the last entry sits in the final part\n",
+    }
 
 
 def put_objects(client, bucket: str, objects: dict[str, bytes], **extra) -> None:

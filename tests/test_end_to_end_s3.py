@@ -24,6 +24,7 @@ from .archive_checks import (
     copied_keys,
     expected_entries,
     fetch_and_check,
+    mixed_objects,
     payload,
     put_objects,
     read_keys,
@@ -84,18 +85,7 @@ def test_big_objects_only_under_head_stream_stream_the_heads_that_pad_parts(
 
 def test_mixed_small_big_and_empty_objects_in_several_batches(
         s3_client, bucket_pair, tmp_path, java_classes, strategy):
-    objects = {
-        "p/00-big.bin": payload(11 * MiB, "big0"),
-        "p/01-small.txt": b"first small\n",
-        "p/02-empty": b"",
-        "p/03-small.bin": payload(300 * KiB, "s3"),
-        "p/04-big.bin": payload(10 * MiB + 7, "big4"),
-        "p/05-small.bin": payload(2 * MiB, "s5"),
-        "p/06-big.bin": payload(11 * MiB + 1, "big6"),
-        "p/07-empty": b"",
-        "p/08-small.bin": payload(4 * MiB, "s8"),
-        "p/09-last.txt": b"the last entry sits in the final part\n",
-    }
+    objects = mixed_objects()
     small_bytes = sum(len(b) for k, b in objects.items() if "big" not in k)
 
     report = _archive(s3_client, bucket_pair, objects, tmp_path, java_classes,

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from s3zip_dagster.core import runner
 from s3zip_dagster.core.errors import SourceChangedError
-from s3zip_dagster.core.limits import KiB, MiB
+from s3zip_dagster.core.limits import MiB
 from s3zip_dagster.core.plan import (
     HEAD_STREAM,
     STRATEGIES,
@@ -29,6 +29,7 @@ from s3zip_dagster.core.s3 import UploadTarget
 from .archive_checks import (
     assert_nothing_written,
     copied_keys,
+    mixed_objects,
     payload,
     put_objects,
     read_keys,
@@ -194,18 +195,7 @@ def test_a_failure_in_the_middle_of_a_batch_propagates_and_aborts_the_upload(
 
 # Zero-stream in two batches: the first makes a lead (from a lead-base) and a tail and
 # probes the CRC-32 of a range the second copies into its own tail.
-WITH_TEMPS = {
-    "p/00-big.bin": payload(11 * MiB, "big0"),
-    "p/01-small.txt": b"first small\n",
-    "p/02-empty": b"",
-    "p/03-small.bin": payload(300 * KiB, "s3"),
-    "p/04-big.bin": payload(10 * MiB + 7, "big4"),
-    "p/05-small.bin": payload(2 * MiB, "s5"),
-    "p/06-big.bin": payload(11 * MiB + 1, "big6"),
-    "p/07-empty": b"",
-    "p/08-small.bin": payload(4 * MiB, "s8"),
-    "p/09-last.txt": b"the last entry sits in the final part\n",
-}
+WITH_TEMPS = mixed_objects()
 TWO_BATCHES = PlanSettings(batch_count=2, upload_part_size=5 * MiB, strategy=ZERO_STREAM)
 
 
